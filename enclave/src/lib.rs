@@ -1,0 +1,5 @@
+//! # sigil-enclave
+#![no_std]
+extern crate alloc;
+#[cfg(feature = "std")]
+extern crate std;

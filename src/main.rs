@@ -1,0 +1,4 @@
+//! The `sigil` command-line tool.
+#![forbid(unsafe_code)]
+
+fn main() {}
