@@ -1,0 +1,281 @@
+//! The sans-IO enclave: one frame in, one frame out.
+
+use alloc::string::ToString;
+use alloc::vec::Vec;
+use core::fmt;
+use secp256k1::{All, Secp256k1};
+use sha2::{Digest, Sha256};
+use sigil_protocol::{
+    AddressInfo, Bytes, DecodeError, DeriveKek, Eip191Signature, Eip712Signature, Envelope, Epoch, HelloAck,
+    Request, Response, SealedKek, Status, Subject, WireError, frame,
+};
+
+use crate::cache::BoundedCache;
+use crate::eip712;
+use crate::env::{Env, SeededRng};
+use crate::error::{Error, InternalError};
+use crate::jwt::{self, BrokerKey, Claims};
+use crate::k3::{K3, K3Store};
+use crate::kek::{self, KekError};
+use crate::wallet::WalletKey;
+use crate::eip191;
+
+/// Re-randomise libsecp256k1's blinding every this many signatures (side-channel defence in
+/// depth; it costs about one signature, so amortised it is noise).
+const RERANDOMIZE_EVERY: u32 = 1024;
+
+/// How the enclave is set up. The broker key is part of what gets measured and attested.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The pinned broker key every K3-using request's JWT must verify under.
+    pub broker_key: BrokerKey,
+    /// Verified tokens remembered (by SHA-256) so repeat requests skip the ES256 check.
+    /// Expiry, `nbf` and the account binding are still checked on every use. 0 disables.
+    pub jwt_cache_capacity: usize,
+    /// Derived wallets remembered per `(key_version, omni)`. 0 disables.
+    pub wallet_cache_capacity: usize,
+}
+
+impl Config {
+    /// Defaults sized for a busy broker: 4096 tokens, 16384 wallets (a few MiB).
+    #[must_use]
+    pub const fn new(broker_key: BrokerKey) -> Self {
+        Self { broker_key, jwt_cache_capacity: 4096, wallet_cache_capacity: 16384 }
+    }
+}
+
+/// The enclave state machine: K3 epochs, caches and the signing context. Feed it frames with
+/// [`Enclave::handle`]; it performs no I/O of its own.
+pub struct Enclave {
+    config: Config,
+    k3: K3Store,
+    secp: Secp256k1<All>,
+    jwt_cache: BoundedCache<[u8; 32], Claims>,
+    wallet_cache: BoundedCache<(u8, [u8; 32]), WalletKey>,
+    signatures_until_rerandomize: u32,
+}
+
+impl fmt::Debug for Enclave {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Enclave")
+            .field("k3", &self.k3)
+            .field("jwt_cache", &self.jwt_cache)
+            .field("wallet_cache", &self.wallet_cache)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Enclave {
+    /// An unprovisioned enclave.
+    #[must_use]
+    pub fn new(config: Config) -> Self {
+        Self {
+            jwt_cache: BoundedCache::new(config.jwt_cache_capacity),
+            wallet_cache: BoundedCache::new(config.wallet_cache_capacity),
+            config,
+            k3: K3Store::new(),
+            secp: Secp256k1::new(),
+            // Randomise the blinding before the very first signature.
+            signatures_until_rerandomize: 0,
+        }
+    }
+
+    /// Loads K3 for epoch `key_version` (replacing that epoch's K3 if present). Cached
+    /// wallets of that epoch are dropped so nothing derived from an old K3 survives.
+    pub fn load_k3(&mut self, key_version: u8, k3: K3) {
+        self.k3.insert(key_version, k3);
+        self.wallet_cache.clear();
+    }
+
+    /// The loaded epochs.
+    #[must_use]
+    pub const fn k3_store(&self) -> &K3Store {
+        &self.k3
+    }
+
+    /// Handles one request frame and returns the response frame.
+    ///
+    /// Never panics on any input. A frame that cannot be parsed gets an error response with
+    /// `request_id` 0 (`malformed_frame` or `unsupported_version`); the transport should then
+    /// close the connection, as the stream can no longer be trusted.
+    pub fn handle(&mut self, request: &[u8], env: &mut impl Env) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.handle_into(request, env, &mut out);
+        out
+    }
+
+    /// [`Enclave::handle`] writing into a caller-provided buffer (appended to).
+    pub fn handle_into(&mut self, request: &[u8], env: &mut impl Env, out: &mut Vec<u8>) {
+        let (request_id, result) = match frame::decode(request) {
+            Err(e) => (0, Err(Error::Decode(DecodeError::Frame(e)))),
+            Ok(f) => match sigil_protocol::decode_payload::<Envelope<Request>>(f.payload) {
+                Ok(env_req) => (env_req.request_id, self.dispatch(env_req.body, env)),
+                // Echo the id when at least that much is readable, so the host can fail
+                // exactly the request that was malformed.
+                Err(e) => (leading_request_id(f.payload), Err(Error::Decode(e))),
+            },
+        };
+        let body = result.unwrap_or_else(|e| Response::Error(WireError { code: e.code(), message: e.to_string() }));
+        encode_response(request_id, &body, out);
+    }
+
+    fn dispatch(&mut self, req: Request, env: &mut impl Env) -> Result<Response, Error> {
+        match req {
+            Request::Hello(h) => {
+                let lo = h.min_version.max(frame::MIN_SUPPORTED_VERSION);
+                let hi = h.max_version.min(frame::MAX_SUPPORTED_VERSION);
+                if lo > hi {
+                    return Err(Error::Decode(DecodeError::Frame(frame::FrameError::UnsupportedVersion(
+                        h.max_version,
+                    ))));
+                }
+                Ok(Response::Hello(HelloAck {
+                    version: hi,
+                    min_version: frame::MIN_SUPPORTED_VERSION,
+                    max_version: frame::MAX_SUPPORTED_VERSION,
+                }))
+            }
+            Request::Status => Ok(Response::Status(self.status())),
+            Request::DeriveAddress(r) => {
+                let address = self.with_wallet(&r.subject, env, |_, w| Ok(w.address()))?;
+                Ok(Response::Address(AddressInfo { address: Bytes(address), key_version: r.subject.key_version }))
+            }
+            Request::SignEip191(r) => {
+                let digest = eip191::digest(&r.message);
+                let (signature, address) = self.sign(&r.subject, &digest, env)?;
+                Ok(Response::Eip191Signature(Eip191Signature {
+                    signature: Bytes(signature),
+                    address: Bytes(address),
+                    key_version: r.subject.key_version,
+                }))
+            }
+            Request::SignEip712(r) => {
+                // Authorise before parsing attacker-supplied JSON.
+                self.authorize(&r.subject, env)?;
+                let hashes = eip712::hash_typed_data(&r.typed_data)?;
+                let (signature, address) = self.sign(&r.subject, &hashes.digest, env)?;
+                Ok(Response::Eip712Signature(Eip712Signature {
+                    signature: Bytes(signature),
+                    address: Bytes(address),
+                    primary_type_hash: Bytes(hashes.primary_type_hash),
+                    domain_separator: Bytes(hashes.domain_separator),
+                    digest: Bytes(hashes.digest),
+                    key_version: r.subject.key_version,
+                }))
+            }
+            Request::DeriveKek(r) => self.derive_kek(&r, env),
+            // A variant added to the protocol crate before this enclave learnt to serve it.
+            _ => Err(Error::InvalidRequest("request type not supported by this enclave")),
+        }
+    }
+
+    fn status(&self) -> Status {
+        Status {
+            protocol_version: frame::PROTOCOL_VERSION,
+            current_key_version: self.k3.current(),
+            epochs: self
+                .k3
+                .fingerprints()
+                .map(|(key_version, fp)| Epoch { key_version, k3_fingerprint: Bytes(fp) })
+                .collect(),
+        }
+    }
+
+    /// SPEC check order: JWT (401), then provisioned (503), then the epoch exists.
+    fn authorize(&mut self, subject: &Subject, env: &impl Env) -> Result<(), Error> {
+        let token = subject.token.expose();
+        let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let claims = if let Some(c) = self.jwt_cache.get(&key) {
+            *c
+        } else {
+            let c = jwt::verify_token(token, &self.config.broker_key)?;
+            self.jwt_cache.insert(key, c);
+            c
+        };
+        claims.authorize(env.unix_time(), subject.omni.as_bytes())?;
+        self.epoch(subject.key_version).map(|_| ())
+    }
+
+    fn epoch(&self, key_version: u8) -> Result<&K3, Error> {
+        if self.k3.is_empty() {
+            return Err(Error::NotProvisioned);
+        }
+        self.k3.get(key_version).ok_or(Error::UnknownKeyVersion(key_version))
+    }
+
+    /// Runs `f` with the wallet of an authorised subject, from the cache or freshly derived.
+    fn with_wallet<T>(
+        &mut self,
+        subject: &Subject,
+        env: &impl Env,
+        f: impl FnOnce(&Secp256k1<All>, &WalletKey) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        self.authorize(subject, env)?;
+        let key = (subject.key_version, *subject.omni.as_bytes());
+        if let Some(w) = self.wallet_cache.get(&key) {
+            return f(&self.secp, w);
+        }
+        let k3 = self.epoch(subject.key_version)?;
+        let w = WalletKey::derive(&self.secp, k3, subject.key_version, subject.omni.as_bytes())?;
+        let out = f(&self.secp, &w);
+        self.wallet_cache.insert(key, w);
+        out
+    }
+
+    fn sign(&mut self, subject: &Subject, digest: &[u8; 32], env: &mut impl Env) -> Result<([u8; 65], [u8; 20]), Error> {
+        if self.signatures_until_rerandomize == 0 {
+            let mut seed = zeroize::Zeroizing::new([0u8; 32]);
+            env.fill_random(seed.as_mut_slice())?;
+            self.secp.seeded_randomize(&seed);
+            self.signatures_until_rerandomize = RERANDOMIZE_EVERY;
+        }
+        self.signatures_until_rerandomize -= 1;
+        self.with_wallet(subject, env, |secp, w| Ok((w.sign_digest(secp, digest)?, w.address())))
+    }
+
+    fn derive_kek(&mut self, r: &DeriveKek, env: &mut impl Env) -> Result<Response, Error> {
+        self.authorize(&r.subject, env)?;
+        let kek = kek::derive(self.epoch(r.subject.key_version)?, r.subject.omni.as_bytes(), &r.context).map_err(kek_error)?;
+        let mut rng = SeededRng::from_env(env)?;
+        let (enc, ciphertext) =
+            kek::seal(&kek, r.subject.key_version, &r.recipient.0, &r.aad(), &mut rng).map_err(kek_error)?;
+        Ok(Response::SealedKek(SealedKek {
+            key_version: r.subject.key_version,
+            encapsulated_key: Bytes(enc),
+            ciphertext,
+        }))
+    }
+}
+
+fn kek_error(e: KekError) -> Error {
+    match e {
+        KekError::ContextTooLong => Error::InvalidRequest("kek context longer than 256 bytes"),
+        KekError::BadRecipientKey => Error::InvalidRequest("invalid recipient public key"),
+        _ => Error::Internal(InternalError::Encode),
+    }
+}
+
+/// The request id at the start of a payload that failed to decode as a whole, or 0.
+fn leading_request_id(payload: &[u8]) -> u64 {
+    postcard::take_from_bytes::<u64>(payload).map_or(0, |(id, _)| id)
+}
+
+fn encode_response(request_id: u64, body: &Response, out: &mut Vec<u8>) {
+    let envelope = Envelope { request_id, body };
+    match postcard::to_allocvec(&envelope) {
+        Ok(payload) if frame::encode(frame::PROTOCOL_VERSION, 0, &payload, out).is_ok() => {}
+        _ => {
+            // Every response is far below the frame limit; this is a safety net.
+            let err = Envelope {
+                request_id,
+                body: Response::Error(WireError {
+                    code: sigil_protocol::ErrorCode::Internal,
+                    message: InternalError::Encode.to_string(),
+                }),
+            };
+            if let Ok(payload) = postcard::to_allocvec(&err) {
+                let _ = frame::encode(frame::PROTOCOL_VERSION, 0, &payload, out);
+            }
+        }
+    }
+}

@@ -1,0 +1,180 @@
+//! K3, the master secret, and the store of its loaded generations (epochs).
+//!
+//! K3 is 32 bytes. Every wallet and KEK of every user is a pure function of it, so it never
+//! leaves this module in clear except as HKDF input keying material.
+
+use alloc::collections::BTreeMap;
+use core::fmt;
+use hkdf::Hkdf;
+use sha2::Sha256;
+use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
+
+/// HKDF salt of the K3 fingerprint: a dedicated label, so the fingerprint is unrelated to any
+/// wallet or KEK derived from the same K3.
+pub const FINGERPRINT_SALT: &[u8] = b"sigil/k3-fingerprint/v1";
+
+/// The master secret of one epoch.
+///
+/// No `Clone`, a redacted `Debug`, zeroized on drop.
+#[derive(Zeroize, ZeroizeOnDrop)]
+pub struct K3([u8; 32]);
+
+/// Why K3 material was rejected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum K3Error {
+    /// Not 64 hex digits (an optional `0x` and surrounding whitespace are tolerated).
+    #[error("K3 must be 64 hex characters, optionally prefixed with 0x")]
+    BadHex,
+}
+
+impl K3 {
+    /// Takes ownership of 32 secret bytes.
+    #[must_use]
+    pub const fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
+    /// Parses the `DEV_KEY_SERVICE_MASTER_SECRET` format: 64 hex digits, optional `0x`.
+    ///
+    /// # Errors
+    /// [`K3Error::BadHex`]; the message never echoes the input.
+    pub fn from_hex(s: &str) -> Result<Self, K3Error> {
+        let s = s.trim();
+        let s = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")).unwrap_or(s);
+        let mut out = Zeroizing::new([0u8; 32]);
+        if s.len() != 64 {
+            return Err(K3Error::BadHex);
+        }
+        hex::decode_to_slice(s, out.as_mut_slice()).map_err(|_| K3Error::BadHex)?;
+        Ok(Self(*out))
+    }
+
+    /// A public commitment to this K3: `HKDF-SHA256(salt = FINGERPRINT_SALT, ikm = K3,
+    /// info = "", L = 32)`. Shown in status (and bound into attestation evidence) so a client
+    /// can tell which K3 an enclave holds without learning anything about it.
+    #[must_use]
+    pub fn fingerprint(&self) -> [u8; 32] {
+        let mut out = [0u8; 32];
+        // 32 bytes is far below HKDF-SHA256's 8160-byte limit: expand cannot fail.
+        let _ = Hkdf::<Sha256>::new(Some(FINGERPRINT_SALT), &self.0).expand(&[], &mut out);
+        out
+    }
+
+    /// The raw secret, for HKDF input only.
+    ///
+    /// # Security Warning
+    /// Never log, copy into a non-zeroizing buffer, or return this.
+    pub(crate) const fn dangerous_as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for K3 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("K3").finish_non_exhaustive()
+    }
+}
+
+/// Every loaded K3 generation, keyed by its `key_version` byte.
+#[derive(Default)]
+pub struct K3Store {
+    epochs: BTreeMap<u8, (K3, [u8; 32])>,
+    current: Option<u8>,
+}
+
+impl K3Store {
+    /// An empty (unprovisioned) store.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Loads `k3` as epoch `key_version`, replacing any K3 of that epoch. The newest
+    /// (highest) epoch becomes current.
+    pub fn insert(&mut self, key_version: u8, k3: K3) {
+        let fp = k3.fingerprint();
+        self.epochs.insert(key_version, (k3, fp));
+        self.current = self.epochs.keys().next_back().copied();
+    }
+
+    /// The K3 of an epoch.
+    #[must_use]
+    pub fn get(&self, key_version: u8) -> Option<&K3> {
+        self.epochs.get(&key_version).map(|(k, _)| k)
+    }
+
+    /// Whether any K3 is loaded.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.epochs.is_empty()
+    }
+
+    /// The epoch used when none is chosen.
+    #[must_use]
+    pub const fn current(&self) -> Option<u8> {
+        self.current
+    }
+
+    /// `(key_version, fingerprint)` of every epoch, ascending.
+    pub fn fingerprints(&self) -> impl Iterator<Item = (u8, [u8; 32])> + '_ {
+        self.epochs.iter().map(|(v, (_, fp))| (*v, *fp))
+    }
+}
+
+impl fmt::Debug for K3Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("K3Store")
+            .field("epochs", &self.epochs.keys().collect::<alloc::vec::Vec<_>>())
+            .field("current", &self.current)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::format;
+
+    const HEX: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+
+    #[test]
+    fn parses_dev_secret_with_and_without_prefix() {
+        let a = K3::from_hex(HEX).unwrap();
+        let b = K3::from_hex(&format!("0x{}\n", HEX.to_uppercase())).unwrap();
+        assert_eq!(a.dangerous_as_bytes(), b.dangerous_as_bytes());
+        assert_eq!(a.dangerous_as_bytes()[31], 0x1f);
+    }
+
+    #[test]
+    fn rejects_bad_dev_secret_without_echoing_it() {
+        for bad in ["", "0x", &HEX[..62], &format!("{HEX}00"), &HEX.replace('a', "g")] {
+            let e = K3::from_hex(bad).unwrap_err();
+            assert!(!format!("{e}").contains("0102"));
+        }
+    }
+
+    #[test]
+    fn debug_never_shows_secret() {
+        let k = K3::from_bytes([0xab; 32]);
+        let s = format!("{k:?}");
+        assert!(!s.contains("ab") && !s.contains("171"), "{s}");
+        let mut store = K3Store::new();
+        store.insert(1, k);
+        let s = format!("{store:?}");
+        assert!(!s.contains("ab, ") && !s.contains("171"), "{s}");
+    }
+
+    #[test]
+    fn newest_epoch_is_current_and_fingerprints_differ() {
+        let mut s = K3Store::new();
+        assert_eq!(s.current(), None);
+        s.insert(2, K3::from_bytes([2; 32]));
+        s.insert(1, K3::from_bytes([1; 32]));
+        assert_eq!(s.current(), Some(2));
+        let fps: alloc::vec::Vec<_> = s.fingerprints().collect();
+        assert_eq!(fps.len(), 2);
+        assert_ne!(fps[0].1, fps[1].1);
+        assert_ne!(fps[0].1, [1; 32]);
+    }
+}
