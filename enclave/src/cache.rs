@@ -39,6 +39,7 @@ impl<K: Ord + Copy, V> BoundedCache<K, V> {
         }
     }
 
+    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.map.len()
     }

@@ -1,1 +1,182 @@
-//! Runtime (std).
+//! The enclave runtime (feature `std`): a driver, not logic.
+//!
+//! Each connection is: read bytes → [`Deframer`] → [`Enclave::handle`] → write the response
+//! frame in chunks below 32 KiB. Transports are interchangeable byte streams: a Unix socket
+//! ([`unix`]), an in-memory duplex for simulation ([`duplex`]), and vsock in production.
+
+pub mod unix;
+
+use std::io;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{SystemTime, UNIX_EPOCH};
+use std::vec::Vec;
+
+use sigil_protocol::{DecodeError, Deframer, Envelope, FrameError, Response, WireError, frame};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use zeroize::Zeroize;
+
+use crate::{EntropyUnavailable, Enclave, Env};
+
+/// The enclave shared by every connection of one process.
+pub type SharedEnclave = Arc<Mutex<Enclave>>;
+
+/// Bytes read from the transport at a time.
+const READ_CHUNK: usize = 16 * 1024;
+
+/// The operating system's clock and CSPRNG (`getrandom`: `getrandom(2)` on Linux, which
+/// inside Nitro is fed by the NSM).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemEnv;
+
+impl Env for SystemEnv {
+    fn unix_time(&self) -> u64 {
+        SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    }
+
+    fn fill_random(&mut self, dest: &mut [u8]) -> Result<(), EntropyUnavailable> {
+        getrandom::fill(dest).map_err(|_| EntropyUnavailable)
+    }
+}
+
+/// Serves one connection until the peer closes it or sends a bad frame.
+///
+/// Requests on one connection are answered in order. A framing error is answered with an
+/// error frame (`request_id` 0) and then the connection is closed: a stream whose framing is
+/// in doubt cannot be resynchronised.
+///
+/// # Errors
+/// I/O errors, and `InvalidData` after a framing error.
+pub async fn serve_connection<S>(stream: S, enclave: SharedEnclave) -> io::Result<()>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let (mut rd, mut wr) = tokio::io::split(stream);
+    let mut deframer = Deframer::new();
+    let mut buf = std::vec![0u8; READ_CHUNK];
+    let mut out = Vec::new();
+    let mut env = SystemEnv;
+    loop {
+        let n = rd.read(&mut buf).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        deframer.push(buf.get(..n).unwrap_or_default());
+        // The read buffer may hold a broker token.
+        buf.get_mut(..n).unwrap_or_default().zeroize();
+        loop {
+            match deframer.next_frame() {
+                Ok(Some(mut request)) => {
+                    out.clear();
+                    enclave
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .handle_into(&request, &mut env, &mut out);
+                    request.zeroize();
+                    write_frame(&mut wr, &out).await?;
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    write_frame(&mut wr, &framing_error(e)).await?;
+                    wr.shutdown().await.ok();
+                    return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+                }
+            }
+        }
+    }
+}
+
+/// The response to a stream whose framing broke.
+fn framing_error(e: FrameError) -> Vec<u8> {
+    let body = Response::Error(WireError { code: DecodeError::Frame(e).code(), message: std::string::ToString::to_string(&e) });
+    sigil_protocol::encode_message(&Envelope { request_id: 0, body }).unwrap_or_default()
+}
+
+/// Writes one encoded frame in pieces of at most [`frame::MAX_WRITE_CHUNK`] bytes.
+///
+/// # Errors
+/// I/O errors.
+pub async fn write_frame<W: AsyncWrite + Unpin>(w: &mut W, encoded: &[u8]) -> io::Result<()> {
+    for chunk in frame::write_chunks(encoded) {
+        w.write_all(chunk).await?;
+    }
+    w.flush().await
+}
+
+/// An in-memory connection to `enclave` for simulation: the returned stream speaks the real
+/// frame codec to a [`serve_connection`] task. Must be called inside a Tokio runtime.
+#[must_use]
+pub fn duplex(enclave: SharedEnclave) -> tokio::io::DuplexStream {
+    let (client, server) = tokio::io::duplex(frame::MAX_FRAME);
+    tokio::spawn(async move {
+        if let Err(e) = serve_connection(server, enclave).await {
+            tracing::debug!(error = %e, "in-memory enclave connection closed");
+        }
+    });
+    client
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jwt::BrokerKey;
+    use crate::{Config, K3};
+    use sigil_protocol::{Request, decode_message, encode_message};
+
+    fn shared() -> SharedEnclave {
+        let mut e = Enclave::new(Config::new(BrokerKey::from_sec1(&[4; 65]).unwrap()));
+        e.load_k3(1, K3::from_bytes([1; 32]));
+        Arc::new(Mutex::new(e))
+    }
+
+    async fn read_frame<R: AsyncRead + Unpin>(r: &mut R) -> Option<Vec<u8>> {
+        let mut d = Deframer::new();
+        let mut b = [0u8; 1024];
+        loop {
+            if let Some(f) = d.next_frame().unwrap() {
+                return Some(f);
+            }
+            let n = r.read(&mut b).await.unwrap();
+            if n == 0 {
+                return None;
+            }
+            d.push(&b[..n]);
+        }
+    }
+
+    #[tokio::test]
+    async fn duplex_answers_pipelined_requests_in_order() {
+        let mut c = duplex(shared());
+        let mut bytes = Vec::new();
+        for id in 1..=3u64 {
+            bytes.extend(encode_message(&Envelope { request_id: id, body: Request::Status }).unwrap());
+        }
+        c.write_all(&bytes).await.unwrap();
+        // Frames may arrive coalesced: read them with one deframer.
+        let mut d = Deframer::new();
+        let mut ids = Vec::new();
+        let mut b = [0u8; 4096];
+        while ids.len() < 3 {
+            let n = c.read(&mut b).await.unwrap();
+            d.push(&b[..n]);
+            while let Some(f) = d.next_frame().unwrap() {
+                let r: Envelope<Response> = decode_message(&f).unwrap();
+                assert!(matches!(r.body, Response::Status(_)));
+                ids.push(r.request_id);
+            }
+        }
+        assert_eq!(ids, [1, 2, 3]);
+    }
+
+    #[tokio::test]
+    async fn duplex_answers_bad_magic_then_closes() {
+        let mut c = duplex(shared());
+        c.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
+        let f = read_frame(&mut c).await.unwrap();
+        let r: Envelope<Response> = decode_message(&f).unwrap();
+        match r.body {
+            Response::Error(w) => assert_eq!(w.code, sigil_protocol::ErrorCode::MalformedFrame),
+            other => panic!("{other:?}"),
+        }
+        assert!(read_frame(&mut c).await.is_none(), "connection must close");
+    }
+}

@@ -1,0 +1,75 @@
+//! Unix-socket listener: how a host on the same machine (or the simulation) reaches the
+//! enclave runtime.
+
+use std::io;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use tokio::net::UnixListener;
+
+use super::{SharedEnclave, serve_connection};
+
+/// A bound Unix socket, removed from the file system on drop.
+#[derive(Debug)]
+pub struct Listener {
+    inner: UnixListener,
+    path: PathBuf,
+}
+
+impl Listener {
+    /// Binds `path` with mode 0600 (only this user may connect).
+    ///
+    /// A stale socket left by a crashed enclave is replaced; a live one (something accepts
+    /// connections on it) or any other kind of file is refused, never deleted.
+    ///
+    /// # Errors
+    /// `AddrInUse` for a live socket, `AlreadyExists` for a non-socket file, other I/O errors.
+    pub async fn bind(path: &Path) -> io::Result<Self> {
+        if let Ok(meta) = std::fs::symlink_metadata(path) {
+            if !meta.file_type().is_socket() {
+                return Err(io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    std::format!("{} exists and is not a socket", path.display()),
+                ));
+            }
+            if tokio::net::UnixStream::connect(path).await.is_ok() {
+                return Err(io::Error::new(
+                    io::ErrorKind::AddrInUse,
+                    std::format!("an enclave is already listening on {}", path.display()),
+                ));
+            }
+            std::fs::remove_file(path)?;
+        }
+        let inner = UnixListener::bind(path)?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+        Ok(Self { inner, path: path.to_path_buf() })
+    }
+
+    /// Accepts connections until `shutdown` resolves, serving each on its own task.
+    ///
+    /// # Errors
+    /// A failing `accept`.
+    pub async fn serve(self, enclave: SharedEnclave, shutdown: impl Future<Output = ()>) -> io::Result<()> {
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                () = &mut shutdown => return Ok(()),
+                accepted = self.inner.accept() => {
+                    let (stream, _) = accepted?;
+                    let enclave = SharedEnclave::clone(&enclave);
+                    tokio::spawn(async move {
+                        if let Err(e) = serve_connection(stream, enclave).await {
+                            tracing::info!(error = %e, "connection closed");
+                        }
+                    });
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
