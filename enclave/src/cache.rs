@@ -53,10 +53,7 @@ impl<K: Ord + Copy, V> BoundedCache<K, V> {
 impl<K: Ord + Copy, V> fmt::Debug for BoundedCache<K, V> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Sizes only: keys may identify accounts, values may be secret.
-        f.debug_struct("BoundedCache")
-            .field("len", &self.map.len())
-            .field("capacity", &self.capacity)
-            .finish()
+        f.debug_struct("BoundedCache").field("len", &self.map.len()).field("capacity", &self.capacity).finish()
     }
 }
 

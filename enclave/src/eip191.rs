@@ -62,9 +62,6 @@ mod tests {
     #[test]
     fn hello_digest_matches_ethereum() {
         // keccak256("\x19Ethereum Signed Message:\n5hello"), as computed by ethers/web3 hashMessage("hello").
-        assert_eq!(
-            hex::encode(digest(b"hello")),
-            "50b2c43fd39106bafbba0da34fc430e1f91e3c96ea2acee2bc34119f92b37750"
-        );
+        assert_eq!(hex::encode(digest(b"hello")), "50b2c43fd39106bafbba0da34fc430e1f91e3c96ea2acee2bc34119f92b37750");
     }
 }

@@ -6,11 +6,12 @@ use core::fmt;
 use secp256k1::{All, Secp256k1};
 use sha2::{Digest, Sha256};
 use sigil_protocol::{
-    AddressInfo, Bytes, DecodeError, DeriveKek, Eip191Signature, Eip712Signature, Envelope, Epoch, HelloAck,
-    Request, Response, SealedKek, Status, Subject, WireError, frame,
+    AddressInfo, Bytes, DecodeError, DeriveKek, Eip191Signature, Eip712Signature, Envelope, Epoch, HelloAck, Request,
+    Response, SealedKek, Status, Subject, WireError, frame,
 };
 
 use crate::cache::BoundedCache;
+use crate::eip191;
 use crate::eip712;
 use crate::env::{Env, SeededRng};
 use crate::error::{Error, InternalError};
@@ -18,7 +19,6 @@ use crate::jwt::{self, BrokerKey, Claims};
 use crate::k3::{K3, K3Store};
 use crate::kek::{self, KekError};
 use crate::wallet::WalletKey;
-use crate::eip191;
 
 /// Re-randomise libsecp256k1's blinding every this many signatures (side-channel defence in
 /// depth; it costs about one signature, so amortised it is noise).
@@ -222,7 +222,12 @@ impl Enclave {
         out
     }
 
-    fn sign(&mut self, subject: &Subject, digest: &[u8; 32], env: &mut impl Env) -> Result<([u8; 65], [u8; 20]), Error> {
+    fn sign(
+        &mut self,
+        subject: &Subject,
+        digest: &[u8; 32],
+        env: &mut impl Env,
+    ) -> Result<([u8; 65], [u8; 20]), Error> {
         if self.signatures_until_rerandomize == 0 {
             let mut seed = zeroize::Zeroizing::new([0u8; 32]);
             env.fill_random(seed.as_mut_slice())?;
@@ -235,7 +240,8 @@ impl Enclave {
 
     fn derive_kek(&mut self, r: &DeriveKek, env: &mut impl Env) -> Result<Response, Error> {
         self.authorize(&r.subject, env)?;
-        let kek = kek::derive(self.epoch(r.subject.key_version)?, r.subject.omni.as_bytes(), &r.context).map_err(kek_error)?;
+        let kek = kek::derive(self.epoch(r.subject.key_version)?, r.subject.omni.as_bytes(), &r.context)
+            .map_err(kek_error)?;
         let mut rng = SeededRng::from_env(env)?;
         let (enc, ciphertext) =
             kek::seal(&kek, r.subject.key_version, &r.recipient.0, &r.aad(), &mut rng).map_err(kek_error)?;

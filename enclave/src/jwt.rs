@@ -30,8 +30,8 @@ pub const MAX_TOKEN_LEN: usize = 8 * 1024;
 /// DER prefix of a P-256 `SubjectPublicKeyInfo` holding an uncompressed point:
 /// SEQUENCE { SEQUENCE { id-ecPublicKey, prime256v1 }, BIT STRING (0 unused bits) }.
 const P256_SPKI_PREFIX: [u8; 26] = [
-    0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a,
-    0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
+    0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce,
+    0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
 ];
 
 /// The broker's pinned ES256 public key (an uncompressed SEC1 P-256 point).
@@ -166,10 +166,10 @@ impl Claims {
         if self.exp.saturating_add(LEEWAY_SECS) < now {
             return Err(JwtError::Expired);
         }
-        if let Some(nbf) = self.nbf {
-            if nbf > now.saturating_add(LEEWAY_SECS) {
-                return Err(JwtError::NotYetValid);
-            }
+        if let Some(nbf) = self.nbf
+            && nbf > now.saturating_add(LEEWAY_SECS)
+        {
+            return Err(JwtError::NotYetValid);
         }
         if !ct_eq(&self.omni, omni) {
             return Err(JwtError::OmniMismatch);
@@ -225,11 +225,7 @@ pub fn verify_token(token: &str, key: &BrokerKey) -> Result<Claims, JwtError> {
     if !aud_ok {
         return Err(JwtError::WrongAudience);
     }
-    let exp = claims
-        .get("exp")
-        .and_then(Value::as_number)
-        .and_then(numeric_date)
-        .ok_or(JwtError::MissingExpiry)?;
+    let exp = claims.get("exp").and_then(Value::as_number).and_then(numeric_date).ok_or(JwtError::MissingExpiry)?;
     let nbf = match claims.get("nbf") {
         None => None,
         Some(v) => Some(v.as_number().and_then(numeric_date).ok_or(JwtError::MalformedNotBefore)?),

@@ -104,8 +104,8 @@ pub(crate) fn seal(
     aad: &[u8],
     rng: &mut SeededRng,
 ) -> Result<([u8; 32], Vec<u8>), KekError> {
-    let pk = <X25519HkdfSha256 as hpke::Kem>::PublicKey::from_bytes(recipient)
-        .map_err(|_| KekError::BadRecipientKey)?;
+    let pk =
+        <X25519HkdfSha256 as hpke::Kem>::PublicKey::from_bytes(recipient).map_err(|_| KekError::BadRecipientKey)?;
     let (enc, ct) = hpke::single_shot_seal_with_rng::<AesGcm256, HkdfSha256, X25519HkdfSha256>(
         &OpModeS::Base,
         &pk,
@@ -164,6 +164,7 @@ pub fn recipient_keypair(ikm: &[u8; 32]) -> (zeroize::Zeroizing<[u8; 32]>, [u8; 
 }
 
 #[cfg(test)]
+#[allow(clippy::cast_possible_truncation, reason = "small test constants")]
 mod tests {
     use super::*;
     use crate::env::FixedEnv;

@@ -38,6 +38,8 @@
 //! `no_std`.
 #![no_std]
 #![warn(clippy::indexing_slicing)]
+// no_std hygiene (std-only modules opt out explicitly).
+#![warn(clippy::std_instead_of_core, clippy::std_instead_of_alloc, clippy::alloc_instead_of_core)]
 
 extern crate alloc;
 #[cfg(feature = "std")]

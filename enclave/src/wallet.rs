@@ -40,20 +40,14 @@ impl WalletKey {
     ///
     /// # Errors
     /// [`InternalError::DerivationExhausted`] if no valid scalar comes out of 16 attempts.
-    pub fn derive(
-        secp: &Secp256k1<All>,
-        k3: &K3,
-        key_version: u8,
-        omni: &[u8; 32],
-    ) -> Result<Self, InternalError> {
+    pub fn derive(secp: &Secp256k1<All>, k3: &K3, key_version: u8, omni: &[u8; 32]) -> Result<Self, InternalError> {
         let hk = Hkdf::<Sha256>::new(Some(WALLET_SALT), k3.dangerous_as_bytes());
         for attempt in 0..MAX_ATTEMPTS {
             let mut okm = Zeroizing::new([0u8; 32]);
             let r = [attempt];
             let counter: &[u8] = if attempt == 0 { &[] } else { &r };
             let info: [&[u8]; 4] = [&[key_version], WALLET_LABEL, omni, counter];
-            hk.expand_multi_info(&info, okm.as_mut_slice())
-                .map_err(|_| InternalError::DerivationExhausted)?;
+            hk.expand_multi_info(&info, okm.as_mut_slice()).map_err(|_| InternalError::DerivationExhausted)?;
             // from_byte_array rejects 0 and values ≥ n: exactly the retry condition.
             if let Ok(secret) = SecretKey::from_byte_array(*okm) {
                 let address = address_of(&PublicKey::from_secret_key(secp, &secret));
@@ -84,10 +78,7 @@ impl WalletKey {
             self.self_check(secp, &sig, msg)?;
         }
         let (recid, rs) = sig.serialize_compact();
-        let v = u8::try_from(i32::from(recid))
-            .ok()
-            .filter(|v| *v <= 1)
-            .ok_or(InternalError::RecoveryIdOutOfRange)?;
+        let v = u8::try_from(i32::from(recid)).ok().filter(|v| *v <= 1).ok_or(InternalError::RecoveryIdOutOfRange)?;
         let mut out = [0u8; 65];
         let (body, tail) = out.split_at_mut(64);
         body.copy_from_slice(&rs);
@@ -111,9 +102,7 @@ impl Drop for WalletKey {
 
 impl fmt::Debug for WalletKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("WalletKey")
-            .field("address", &sigil_protocol::Bytes(self.address))
-            .finish_non_exhaustive()
+        f.debug_struct("WalletKey").field("address", &sigil_protocol::Bytes(self.address)).finish_non_exhaustive()
     }
 }
 
@@ -128,6 +117,7 @@ pub fn address_of(pk: &PublicKey) -> [u8; 20] {
 }
 
 #[cfg(test)]
+#[allow(clippy::cast_possible_truncation, reason = "small test constants")]
 mod tests {
     use super::*;
     use alloc::format;

@@ -172,10 +172,22 @@ fn jwt_attack_matrix_is_unauthorized() {
         ("signature as DER-length garbage", format!("{vh}.{vp}.{}", b64(&"A".repeat(72)))),
         ("expired beyond leeway", broker.sign_raw(&default_header(), &claims(o, NOW - 61))),
         ("no exp", broker.sign_raw(&default_header(), &good_claims.replace(&format!("\"exp\":{},", NOW + 3600), ""))),
-        ("exp as string", broker.sign_raw(&default_header(), &good_claims.replace(&format!("\"exp\":{}", NOW + 3600), &format!("\"exp\":\"{}\"", NOW + 3600)))),
-        ("nbf in the future", broker.sign_raw(&default_header(), &good_claims.replacen('{', &format!("{{\"nbf\":{},", NOW + 61), 1))),
+        (
+            "exp as string",
+            broker.sign_raw(
+                &default_header(),
+                &good_claims.replace(&format!("\"exp\":{}", NOW + 3600), &format!("\"exp\":\"{}\"", NOW + 3600)),
+            ),
+        ),
+        (
+            "nbf in the future",
+            broker.sign_raw(&default_header(), &good_claims.replacen('{', &format!("{{\"nbf\":{},", NOW + 61), 1)),
+        ),
         ("wrong aud", broker.sign_raw(&default_header(), &good_claims.replace("agentkeys:broker", "agentkeys:other"))),
-        ("aud array without broker", broker.sign_raw(&default_header(), &good_claims.replace("\"agentkeys:broker\"", "[\"a\",\"b\"]"))),
+        (
+            "aud array without broker",
+            broker.sign_raw(&default_header(), &good_claims.replace("\"agentkeys:broker\"", "[\"a\",\"b\"]")),
+        ),
         ("no omni claim", broker.sign_raw(&default_header(), &good_claims.replace("omni_account", "omni"))),
         ("omni claim malformed", broker.sign_raw(&default_header(), &good_claims.replace(&hex::encode(o), "zz"))),
         ("omni claim for another account", broker.token(&[1; 32])),
@@ -201,7 +213,8 @@ fn jwt_attack_matrix_is_unauthorized() {
         }
     }
     // aud as an array containing the broker audience is accepted; nbf within leeway too.
-    let arr = broker.sign_raw(&default_header(), &good_claims.replace("\"agentkeys:broker\"", "[\"x\",\"agentkeys:broker\"]"));
+    let arr = broker
+        .sign_raw(&default_header(), &good_claims.replace("\"agentkeys:broker\"", "[\"x\",\"agentkeys:broker\"]"));
     assert!(matches!(derive_address(&mut e, &mut env, &arr, *o), Response::Address(_)));
     let nbf = broker.sign_raw(&default_header(), &good_claims.replacen('{', &format!("{{\"nbf\":{},", NOW + 60), 1));
     assert!(matches!(derive_address(&mut e, &mut env, &nbf, *o), Response::Address(_)));
@@ -224,7 +237,8 @@ fn check_order_jwt_then_provisioned_then_epoch() {
     let mut e = enclave_with(&broker, 16, 16);
     let mut s = subject(&t, OMNI_AB);
     s.key_version = 2;
-    let err = expect_error(call(&mut e, &mut env, Request::DeriveAddress(sigil_protocol::DeriveAddress { subject: s })));
+    let err =
+        expect_error(call(&mut e, &mut env, Request::DeriveAddress(sigil_protocol::DeriveAddress { subject: s })));
     assert_eq!(err.code, ErrorCode::UnknownKeyVersion);
 }
 
@@ -317,7 +331,7 @@ fn hostile_frames_get_typed_errors() {
     })
     .unwrap();
 
-    let reply = |e: &mut sigil_enclave::Enclave, env: &mut FixedEnv, bytes: &[u8]| -> Envelope<Response> {
+    let reply = |e: &mut Enclave, env: &mut FixedEnv, bytes: &[u8]| -> Envelope<Response> {
         decode_message(&e.handle(bytes, env)).unwrap()
     };
     let code_of = |r: Envelope<Response>| match r.body {

@@ -54,9 +54,7 @@ impl<'de, const N: usize> Deserialize<'de> for Bytes<N> {
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Bytes<N>, A::Error> {
                 let mut out = [0u8; N];
                 for (i, slot) in out.iter_mut().enumerate() {
-                    *slot = seq
-                        .next_element()?
-                        .ok_or_else(|| A::Error::invalid_length(i, &self))?;
+                    *slot = seq.next_element()?.ok_or_else(|| A::Error::invalid_length(i, &self))?;
                 }
                 Ok(Bytes(out))
             }

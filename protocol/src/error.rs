@@ -46,7 +46,20 @@ pub enum ErrorCode {
     /// A K3 epoch was requested that this enclave does not hold.
     UnknownKeyVersion,
     /// A code this build does not know (sent by a newer peer).
-    Other(u16),
+    Other(UnknownCode),
+}
+
+/// A wire number no [`ErrorCode`] variant has. Only [`ErrorCode::from_u16`] makes one, so
+/// every code has exactly one representation and round-trips unchanged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct UnknownCode(u16);
+
+impl UnknownCode {
+    /// The wire number.
+    #[must_use]
+    pub const fn get(self) -> u16 {
+        self.0
+    }
 }
 
 impl ErrorCode {
@@ -71,7 +84,7 @@ impl ErrorCode {
             Self::UnsupportedVersion => 15,
             Self::MalformedFrame => 16,
             Self::UnknownKeyVersion => 17,
-            Self::Other(n) => n,
+            Self::Other(n) => n.0,
         }
     }
 
@@ -96,7 +109,7 @@ impl ErrorCode {
             15 => Self::UnsupportedVersion,
             16 => Self::MalformedFrame,
             17 => Self::UnknownKeyVersion,
-            n => Self::Other(n),
+            n => Self::Other(UnknownCode(n)),
         }
     }
 
@@ -142,10 +155,7 @@ impl ErrorCode {
     #[must_use]
     pub const fn http_status(self) -> u16 {
         match self {
-            Self::InvalidRequest
-            | Self::InvalidOmniAccount
-            | Self::InvalidMessageHex
-            | Self::InvalidTypedData => 400,
+            Self::InvalidRequest | Self::InvalidOmniAccount | Self::InvalidMessageHex | Self::InvalidTypedData => 400,
             Self::Unauthorized => 401,
             Self::Forbidden => 403,
             Self::NotFound => 404,
@@ -154,9 +164,7 @@ impl ErrorCode {
             Self::UnsupportedMediaType => 415,
             Self::RateLimited => 429,
             Self::SignerDisabled | Self::EnclaveUnavailable | Self::UnknownKeyVersion => 503,
-            Self::Internal | Self::UnsupportedVersion | Self::MalformedFrame | Self::Other(_) => {
-                500
-            }
+            Self::Internal | Self::UnsupportedVersion | Self::MalformedFrame | Self::Other(_) => 500,
         }
     }
 }
@@ -188,8 +196,9 @@ mod tests {
         for n in 0..=40u16 {
             assert_eq!(ErrorCode::from_u16(n).to_u16(), n);
         }
-        assert_eq!(ErrorCode::from_u16(999), ErrorCode::Other(999));
-        assert_eq!(ErrorCode::Other(999).as_str(), "internal");
+        assert_eq!(ErrorCode::from_u16(999).to_u16(), 999);
+        assert!(matches!(ErrorCode::from_u16(999), ErrorCode::Other(c) if c.get() == 999));
+        assert_eq!(ErrorCode::from_u16(999).as_str(), "internal");
     }
 
     #[test]
@@ -204,11 +213,7 @@ mod tests {
             (ErrorCode::NotFound, "not_found", 404),
             (ErrorCode::MethodNotAllowed, "method_not_allowed", 405),
             (ErrorCode::PayloadTooLarge, "payload_too_large", 413),
-            (
-                ErrorCode::UnsupportedMediaType,
-                "unsupported_media_type",
-                415,
-            ),
+            (ErrorCode::UnsupportedMediaType, "unsupported_media_type", 415),
             (ErrorCode::RateLimited, "rate_limited", 429),
             (ErrorCode::SignerDisabled, "signer_disabled", 503),
             (ErrorCode::EnclaveUnavailable, "enclave_unavailable", 503),

@@ -41,8 +41,7 @@ pub const MAX_SUPPORTED_VERSION: u8 = 1;
 /// flags change meaning, so guessing is never safe.
 pub const KNOWN_FLAGS: u8 = 0;
 
-const CRC32C: crc::Crc<u32, crc::Table<16>> =
-    crc::Crc::<u32, crc::Table<16>>::new(&crc::CRC_32_ISCSI);
+const CRC32C: crc::Crc<u32, crc::Table<16>> = crc::Crc::<u32, crc::Table<16>>::new(&crc::CRC_32_ISCSI);
 
 /// Why a byte sequence is not a valid frame. Every variant closes the connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,11 +115,7 @@ fn parse_header(h: &[u8; HEADER_LEN]) -> Result<Header, FrameError> {
     if len > MAX_PAYLOAD {
         return Err(FrameError::TooLarge(len32));
     }
-    Ok(Header {
-        version,
-        flags,
-        len,
-    })
+    Ok(Header { version, flags, len })
 }
 
 /// Appends one frame carrying `payload` to `out`.
@@ -129,9 +124,7 @@ fn parse_header(h: &[u8; HEADER_LEN]) -> Result<Header, FrameError> {
 /// [`FrameError::TooLarge`] if the payload exceeds [`MAX_PAYLOAD`]; `out` is then unchanged.
 pub fn encode(version: u8, flags: u8, payload: &[u8], out: &mut Vec<u8>) -> Result<(), FrameError> {
     if payload.len() > MAX_PAYLOAD {
-        return Err(FrameError::TooLarge(
-            u32::try_from(payload.len()).unwrap_or(u32::MAX),
-        ));
+        return Err(FrameError::TooLarge(u32::try_from(payload.len()).unwrap_or(u32::MAX)));
     }
     let start = out.len();
     out.reserve(HEADER_LEN + payload.len() + TRAILER_LEN);
@@ -152,10 +145,8 @@ pub fn encode(version: u8, flags: u8, payload: &[u8], out: &mut Vec<u8>) -> Resu
 /// # Errors
 /// Any [`FrameError`]; checks run in wire order (magic, version, flags, length, checksum).
 pub fn decode(bytes: &[u8]) -> Result<Frame<'_>, FrameError> {
-    let header: &[u8; HEADER_LEN] = bytes
-        .get(..HEADER_LEN)
-        .and_then(|h| h.try_into().ok())
-        .ok_or(FrameError::Truncated)?;
+    let header: &[u8; HEADER_LEN] =
+        bytes.get(..HEADER_LEN).and_then(|h| h.try_into().ok()).ok_or(FrameError::Truncated)?;
     let h = parse_header(header)?;
     let total = HEADER_LEN + h.len + TRAILER_LEN;
     if bytes.len() < total {
@@ -170,11 +161,7 @@ pub fn decode(bytes: &[u8]) -> Result<Frame<'_>, FrameError> {
         return Err(FrameError::BadChecksum);
     }
     let payload = body.get(HEADER_LEN..).ok_or(FrameError::Truncated)?;
-    Ok(Frame {
-        version: h.version,
-        flags: h.flags,
-        payload,
-    })
+    Ok(Frame { version: h.version, flags: h.flags, payload })
 }
 
 /// Splits an encoded frame into the pieces a transport should write one at a time, each at
@@ -199,10 +186,7 @@ pub struct Deframer {
 impl fmt::Debug for Deframer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // The buffer may hold a broker token in transit: show its size only.
-        f.debug_struct("Deframer")
-            .field("buffered", &self.buf.len())
-            .field("poisoned", &self.poisoned)
-            .finish()
+        f.debug_struct("Deframer").field("buffered", &self.buf.len()).field("poisoned", &self.poisoned).finish()
     }
 }
 
@@ -269,6 +253,7 @@ impl Deframer {
 }
 
 #[cfg(test)]
+#[allow(clippy::cast_possible_truncation, reason = "test constants fit in u32")]
 mod tests {
     use super::*;
     use alloc::vec;
@@ -333,27 +318,18 @@ mod tests {
         header.extend_from_slice(&(MAX_PAYLOAD as u32 + 1).to_be_bytes());
         let mut d = Deframer::new();
         d.push(&header);
-        assert_eq!(
-            d.next_frame(),
-            Err(FrameError::TooLarge(MAX_PAYLOAD as u32 + 1))
-        );
+        assert_eq!(d.next_frame(), Err(FrameError::TooLarge(MAX_PAYLOAD as u32 + 1)));
         // Poisoned: more data is not buffered.
         d.push(&[0; 1000]);
         assert_eq!(d.buffered(), 0);
-        assert_eq!(
-            d.next_frame(),
-            Err(FrameError::TooLarge(MAX_PAYLOAD as u32 + 1))
-        );
+        assert_eq!(d.next_frame(), Err(FrameError::TooLarge(MAX_PAYLOAD as u32 + 1)));
     }
 
     #[test]
     fn rejects_oversized_payload_on_encode() {
         let mut out = vec![7];
         let big = vec![0u8; MAX_PAYLOAD + 1];
-        assert!(matches!(
-            encode(1, 0, &big, &mut out),
-            Err(FrameError::TooLarge(_))
-        ));
+        assert!(matches!(encode(1, 0, &big, &mut out), Err(FrameError::TooLarge(_))));
         assert_eq!(out, vec![7]);
         assert!(encode(1, 0, &big[..MAX_PAYLOAD], &mut out).is_ok());
     }

@@ -26,6 +26,8 @@
 //! Features: `std` (default; implies `alloc`), `alloc`. Without `std` the crate is `no_std`.
 #![no_std]
 #![warn(clippy::indexing_slicing)]
+// no_std hygiene (std-only modules opt out explicitly).
+#![warn(clippy::std_instead_of_core, clippy::std_instead_of_alloc, clippy::alloc_instead_of_core)]
 
 extern crate alloc;
 #[cfg(feature = "std")]
@@ -36,13 +38,16 @@ mod error;
 pub mod frame;
 mod message;
 
+#[doc(hidden)]
+pub mod fuzzing;
+
 pub use bytes::Bytes;
-pub use error::ErrorCode;
+pub use error::{ErrorCode, UnknownCode};
 pub use frame::{Deframer, Frame, FrameError, MAX_PAYLOAD, PROTOCOL_VERSION};
 pub use message::{
-    AddressInfo, BrokerToken, DeriveAddress, DeriveKek, Eip191Signature, Eip712Signature, Envelope,
-    Epoch, Hello, HelloAck, KEK_AAD_LABEL, MAX_KEK_CONTEXT, OmniAccount, Request, Response,
-    SealedKek, SignEip191, SignEip712, Status, Subject, WireError,
+    AddressInfo, BrokerToken, DeriveAddress, DeriveKek, Eip191Signature, Eip712Signature, Envelope, Epoch, Hello,
+    HelloAck, KEK_AAD_LABEL, MAX_KEK_CONTEXT, OmniAccount, Request, Response, SealedKek, SignEip191, SignEip712,
+    Status, Subject, WireError,
 };
 
 use alloc::vec::Vec;
@@ -120,19 +125,40 @@ pub fn encode_message<T: Serialize>(msg: &T) -> Result<Vec<u8>, EncodeError> {
 /// Validates one whole frame and decodes its payload as a `T`.
 ///
 /// # Errors
-/// A [`DecodeError`]; trailing bytes after the message are an error, never ignored.
-pub fn decode_message<T: DeserializeOwned>(frame_bytes: &[u8]) -> Result<T, DecodeError> {
+/// A [`DecodeError`]; see [`decode_payload`].
+pub fn decode_message<T: Serialize + DeserializeOwned>(frame_bytes: &[u8]) -> Result<T, DecodeError> {
     let f = frame::decode(frame_bytes)?;
     decode_payload(f.payload)
 }
 
-/// Decodes a frame payload as a `T`, refusing trailing bytes.
+/// Decodes a frame payload as a `T`. Only the canonical encoding is accepted: trailing bytes
+/// and non-minimal varints (which postcard would otherwise tolerate) are refused, so every
+/// message has exactly one byte representation.
 ///
 /// # Errors
 /// [`DecodeError::Message`].
-pub fn decode_payload<T: DeserializeOwned>(payload: &[u8]) -> Result<T, DecodeError> {
-    match postcard::take_from_bytes::<T>(payload) {
-        Ok((v, [])) => Ok(v),
+pub fn decode_payload<T: Serialize + DeserializeOwned>(payload: &[u8]) -> Result<T, DecodeError> {
+    let Ok((v, [])) = postcard::take_from_bytes::<T>(payload) else {
+        return Err(DecodeError::Message);
+    };
+    match postcard::to_allocvec(&v) {
+        Ok(canonical) if canonical == payload => Ok(v),
         _ => Err(DecodeError::Message),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejects_non_canonical_varints() {
+        // request_id 0 written as the two-byte varint 80 00, then Request::Status (tag 1).
+        assert_eq!(decode_payload::<Envelope<Request>>(&[0x80, 0x00, 0x01]), Err(DecodeError::Message));
+        // The canonical form decodes.
+        let ok = decode_payload::<Envelope<Request>>(&[0x00, 0x01]).unwrap();
+        assert_eq!(ok, Envelope { request_id: 0, body: Request::Status });
+        // An over-long variant tag.
+        assert_eq!(decode_payload::<Envelope<Request>>(&[0x01, 0x81, 0x00]), Err(DecodeError::Message));
     }
 }

@@ -166,12 +166,7 @@ impl DeriveKek {
     pub fn aad(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(KEK_AAD_LABEL.len() + 72 + self.context.len());
         out.extend_from_slice(KEK_AAD_LABEL);
-        let fields = (
-            self.subject.key_version,
-            &self.subject.omni,
-            &self.context,
-            &self.recipient,
-        );
+        let fields = (self.subject.key_version, &self.subject.omni, &self.context, &self.recipient);
         // Serializing plain bytes into a Vec cannot fail.
         if let Ok(v) = postcard::to_extend(&fields, out) {
             return v;

@@ -55,9 +55,7 @@ fn read_small(path: &PathBuf, limit: u64, what: &str) -> Result<Zeroizing<String
     if len > limit {
         return Err(format!("{what} {} is {len} bytes; expected at most {limit}", path.display()));
     }
-    std::fs::read_to_string(path)
-        .map(Zeroizing::new)
-        .map_err(|e| format!("cannot read {what} {}: {e}", path.display()))
+    std::fs::read_to_string(path).map(Zeroizing::new).map_err(|e| format!("cannot read {what} {}: {e}", path.display()))
 }
 
 fn load_k3(args: &Args) -> Result<Option<K3>, String> {
@@ -96,9 +94,7 @@ fn run(args: Args) -> Result<(), String> {
         .build()
         .map_err(|e| format!("cannot start runtime: {e}"))?;
     rt.block_on(async move {
-        let listener = Listener::bind(&path)
-            .await
-            .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+        let listener = Listener::bind(&path).await.map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
         tracing::info!(listen = %args.listen, "sigil-enclave listening");
         listener.serve(enclave, shutdown_signal()).await.map_err(|e| format!("listener failed: {e}"))?;
         tracing::info!("shutting down");

@@ -3,6 +3,11 @@
 //! Each connection is: read bytes → [`Deframer`] → [`Enclave::handle`] → write the response
 //! frame in chunks below 32 KiB. Transports are interchangeable byte streams: a Unix socket
 //! ([`unix`]), an in-memory duplex for simulation ([`duplex`]), and vsock in production.
+#![allow(
+    clippy::std_instead_of_alloc,
+    clippy::std_instead_of_core,
+    reason = "std-only module: portability to no_std is not a goal here"
+)]
 
 pub mod unix;
 
@@ -15,7 +20,7 @@ use sigil_protocol::{DecodeError, Deframer, Envelope, FrameError, Response, Wire
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use zeroize::Zeroize;
 
-use crate::{EntropyUnavailable, Enclave, Env};
+use crate::{Enclave, EntropyUnavailable, Env};
 
 /// The enclave shared by every connection of one process.
 pub type SharedEnclave = Arc<Mutex<Enclave>>;
@@ -67,10 +72,7 @@ where
             match deframer.next_frame() {
                 Ok(Some(mut request)) => {
                     out.clear();
-                    enclave
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .handle_into(&request, &mut env, &mut out);
+                    enclave.lock().unwrap_or_else(PoisonError::into_inner).handle_into(&request, &mut env, &mut out);
                     request.zeroize();
                     write_frame(&mut wr, &out).await?;
                 }
@@ -87,7 +89,10 @@ where
 
 /// The response to a stream whose framing broke.
 fn framing_error(e: FrameError) -> Vec<u8> {
-    let body = Response::Error(WireError { code: DecodeError::Frame(e).code(), message: std::string::ToString::to_string(&e) });
+    let body = Response::Error(WireError {
+        code: DecodeError::Frame(e).code(),
+        message: std::string::ToString::to_string(&e),
+    });
     sigil_protocol::encode_message(&Envelope { request_id: 0, body }).unwrap_or_default()
 }
 

@@ -1,7 +1,16 @@
 //! Shared helpers for the enclave's integration tests: a test broker that mints real ES256
 //! JWTs (with ring, independent of the enclave's verification path), request builders and an
 //! independent signature checker (RustCrypto k256, independent of libsecp256k1).
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs, unreachable_pub)]
+#![allow(
+    dead_code,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::cast_possible_truncation,
+    missing_docs,
+    unreachable_pub,
+    reason = "test helpers: failing loudly is the point"
+)]
 
 use base64ct::{Base64UrlUnpadded, Encoding};
 use ring::rand::SystemRandom;
