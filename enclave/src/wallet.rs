@@ -100,6 +100,9 @@ impl Drop for WalletKey {
     }
 }
 
+// The Drop above erases the secret scalar.
+impl zeroize::ZeroizeOnDrop for WalletKey {}
+
 impl fmt::Debug for WalletKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WalletKey").field("address", &sigil_protocol::Bytes(self.address)).finish_non_exhaustive()

@@ -444,3 +444,13 @@ fn debug_output_never_contains_secrets() {
         assert!(!out.contains("0, 1, 2, 3"), "output {i}: {out}");
     }
 }
+
+#[test]
+fn secret_holding_types_zeroize_on_drop() {
+    fn zeroizes_on_drop<T: zeroize::ZeroizeOnDrop>() {}
+    zeroizes_on_drop::<K3>();
+    zeroizes_on_drop::<kek::Kek>();
+    zeroizes_on_drop::<sigil_enclave::wallet::WalletKey>();
+    zeroizes_on_drop::<sigil_protocol::BrokerToken>();
+    zeroizes_on_drop::<zeroize::Zeroizing<[u8; 32]>>(); // recipient secrets from kek::recipient_keypair
+}
