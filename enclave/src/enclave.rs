@@ -20,8 +20,8 @@ use crate::k3::{K3, K3Store};
 use crate::kek::{self, KekError};
 use crate::wallet::WalletKey;
 
-/// Re-randomise libsecp256k1's blinding every this many signatures (side-channel defence in
-/// depth; it costs about one signature, so amortised it is noise).
+/// Re-randomise libsecp256k1's blinding every this many secret-key operations (side-channel
+/// defence in depth; it costs about one signature, so amortised it is noise).
 const RERANDOMIZE_EVERY: u32 = 1024;
 
 /// How the enclave is set up. The broker key is part of what gets measured and attested.
@@ -52,7 +52,7 @@ pub struct Enclave {
     secp: Secp256k1<All>,
     jwt_cache: BoundedCache<[u8; 32], Claims>,
     wallet_cache: BoundedCache<(u8, [u8; 32]), WalletKey>,
-    signatures_until_rerandomize: u32,
+    operations_until_rerandomize: u32,
 }
 
 impl fmt::Debug for Enclave {
@@ -75,8 +75,8 @@ impl Enclave {
             config,
             k3: K3Store::new(),
             secp: Secp256k1::new(),
-            // Randomise the blinding before the very first signature.
-            signatures_until_rerandomize: 0,
+            // Randomise the blinding before the very first secret-key operation.
+            operations_until_rerandomize: 0,
         }
     }
 
@@ -204,13 +204,15 @@ impl Enclave {
     }
 
     /// Runs `f` with the wallet of an authorised subject, from the cache or freshly derived.
+    /// Authorisation comes first: nothing secret is touched for an unauthorised request.
     fn with_wallet<T>(
         &mut self,
         subject: &Subject,
-        env: &impl Env,
+        env: &mut impl Env,
         f: impl FnOnce(&Secp256k1<All>, &WalletKey) -> Result<T, Error>,
     ) -> Result<T, Error> {
         self.authorize(subject, env)?;
+        self.blind(env)?;
         let key = (subject.key_version, *subject.omni.as_bytes());
         if let Some(w) = self.wallet_cache.get(&key) {
             return f(&self.secp, w);
@@ -228,14 +230,20 @@ impl Enclave {
         digest: &[u8; 32],
         env: &mut impl Env,
     ) -> Result<([u8; 65], [u8; 20]), Error> {
-        if self.signatures_until_rerandomize == 0 {
+        self.with_wallet(subject, env, |secp, w| Ok((w.sign_digest(secp, digest)?, w.address())))
+    }
+
+    /// Re-randomises libsecp256k1's blinding before the first secret-key operation and then
+    /// every [`RERANDOMIZE_EVERY`] operations.
+    fn blind(&mut self, env: &mut impl Env) -> Result<(), Error> {
+        if self.operations_until_rerandomize == 0 {
             let mut seed = zeroize::Zeroizing::new([0u8; 32]);
             env.fill_random(seed.as_mut_slice())?;
             self.secp.seeded_randomize(&seed);
-            self.signatures_until_rerandomize = RERANDOMIZE_EVERY;
+            self.operations_until_rerandomize = RERANDOMIZE_EVERY;
         }
-        self.signatures_until_rerandomize -= 1;
-        self.with_wallet(subject, env, |secp, w| Ok((w.sign_digest(secp, digest)?, w.address())))
+        self.operations_until_rerandomize -= 1;
+        Ok(())
     }
 
     fn derive_kek(&mut self, r: &DeriveKek, env: &mut impl Env) -> Result<Response, Error> {

@@ -131,6 +131,12 @@ impl fmt::Debug for K3Store {
     }
 }
 
+/// K3 = `00 01 … 1f`, the SPEC §3 test-vector secret.
+#[cfg(test)]
+pub(crate) fn test_k3_seq() -> K3 {
+    K3::from_bytes(core::array::from_fn(|i| u8::try_from(i).unwrap_or(0)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -171,11 +171,7 @@ mod tests {
     use alloc::format;
 
     fn k3() -> K3 {
-        let mut b = [0u8; 32];
-        for (i, x) in b.iter_mut().enumerate() {
-            *x = i as u8;
-        }
-        K3::from_bytes(b)
+        crate::k3::test_k3_seq()
     }
 
     /// The formula, computed independently with ring's HKDF.

@@ -120,18 +120,11 @@ pub fn address_of(pk: &PublicKey) -> [u8; 20] {
 }
 
 #[cfg(test)]
-#[allow(clippy::cast_possible_truncation, reason = "small test constants")]
 mod tests {
     use super::*;
     use alloc::format;
 
-    fn k3_seq() -> K3 {
-        let mut b = [0u8; 32];
-        for (i, x) in b.iter_mut().enumerate() {
-            *x = i as u8;
-        }
-        K3::from_bytes(b)
-    }
+    use crate::k3::test_k3_seq as k3_seq;
 
     #[test]
     fn spec_vector_secret_scalar_and_address() {

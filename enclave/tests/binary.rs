@@ -283,3 +283,16 @@ fn refuses_to_replace_a_live_socket_or_a_regular_file() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a socket"));
     assert_eq!(std::fs::read_to_string(&file).unwrap(), "data");
 }
+
+#[test]
+fn replaces_a_stale_socket_left_by_a_crash() {
+    let broker = Broker::new();
+    let e = start(&broker, |_, dir| {
+        // A listener that is dropped leaves its socket file behind, as a crashed enclave would.
+        let stale = dir.join("enclave.sock");
+        drop(std::os::unix::net::UnixListener::bind(&stale).unwrap());
+        assert!(stale.exists());
+    });
+    let mut c = Conn::open(&e.socket);
+    assert!(matches!(c.call(Request::Status), Response::Status(_)));
+}

@@ -141,10 +141,9 @@ pub fn decode_payload<T: Serialize + DeserializeOwned>(payload: &[u8]) -> Result
     let Ok((v, [])) = postcard::take_from_bytes::<T>(payload) else {
         return Err(DecodeError::Message);
     };
-    match postcard::to_allocvec(&v) {
-        Ok(canonical) if canonical == payload => Ok(v),
-        _ => Err(DecodeError::Message),
-    }
+    // The re-encoding may hold a broker token: wipe it before freeing.
+    let canonical = zeroize::Zeroizing::new(postcard::to_allocvec(&v).map_err(|_| DecodeError::Message)?);
+    if canonical.as_slice() == payload { Ok(v) } else { Err(DecodeError::Message) }
 }
 
 #[cfg(test)]
