@@ -51,6 +51,8 @@ pub mod eip712;
 mod enclave;
 pub mod env;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod json;
 pub mod jwt;
 pub mod k3;
