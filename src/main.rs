@@ -1,4 +1,53 @@
 //! The `sigil` command-line tool.
 #![forbid(unsafe_code)]
 
-fn main() {}
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "sigil", version, about = "sigil: a TEE-ready enclave signer for agentKeys-style brokers")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a complete signer on localhost (HTTPS + simulated enclave); needs `--features sim`.
+    #[cfg(feature = "sim")]
+    Dev(sigil::dev::DevArgs),
+    /// Run a complete signer on localhost (HTTPS + simulated enclave); needs `--features sim`.
+    #[cfg(not(feature = "sim"))]
+    Dev,
+}
+
+fn main() -> ExitCode {
+    use std::io::IsTerminal;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        #[cfg(feature = "sim")]
+        Command::Dev(args) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot start runtime: {e}"))
+            .and_then(|rt| rt.block_on(sigil::dev::run(args))),
+        #[cfg(not(feature = "sim"))]
+        Command::Dev => Err("`sigil dev` runs the simulated enclave: rebuild with `--features sim`".to_owned()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(msg) => {
+            eprintln!("sigil: {msg}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -137,11 +137,13 @@ impl Enclave {
             }
             Request::Status => Ok(Response::Status(self.status())),
             Request::DeriveAddress(r) => {
+                self.authorize(&r.subject, env)?;
                 let address = self.with_wallet(&r.subject, env, |_, w| Ok(w.address()))?;
                 Ok(Response::Address(AddressInfo { address: Bytes(address), key_version: r.subject.key_version }))
             }
             Request::SignEip191(r) => {
                 let digest = eip191::digest(&r.message);
+                self.authorize(&r.subject, env)?;
                 let (signature, address) = self.sign(&r.subject, &digest, env)?;
                 Ok(Response::Eip191Signature(Eip191Signature {
                     signature: Bytes(signature),
@@ -203,15 +205,17 @@ impl Enclave {
         self.k3.get(key_version).ok_or(Error::UnknownKeyVersion(key_version))
     }
 
-    /// Runs `f` with the wallet of an authorised subject, from the cache or freshly derived.
-    /// Authorisation comes first: nothing secret is touched for an unauthorised request.
+    /// Runs `f` with the wallet of a subject, from the cache or freshly derived.
+    ///
+    /// Callers must have passed [`Enclave::authorize`] for `subject` first: nothing secret is
+    /// touched for an unauthorised request. (Each dispatch arm does so explicitly, which keeps
+    /// the SPEC check order visible there and authorises each request exactly once.)
     fn with_wallet<T>(
         &mut self,
         subject: &Subject,
         env: &mut impl Env,
         f: impl FnOnce(&Secp256k1<All>, &WalletKey) -> Result<T, Error>,
     ) -> Result<T, Error> {
-        self.authorize(subject, env)?;
         self.blind(env)?;
         let key = (subject.key_version, *subject.omni.as_bytes());
         if let Some(w) = self.wallet_cache.get(&key) {
