@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use clap::Parser;
 use sigil_enclave::jwt::BrokerKey;
-use sigil_enclave::runtime::unix::Listener;
+use sigil_enclave::runtime::{unix, vsock};
 use sigil_enclave::{Config, Enclave, K3};
 use zeroize::Zeroizing;
 
@@ -23,7 +23,8 @@ const MAX_KEY_FILE: u64 = 16 * 1024;
 #[derive(Debug, Parser)]
 #[command(name = "sigil-enclave", version, about = "sigil enclave runtime: holds K3, serves derive/sign/KEK")]
 struct Args {
-    /// Where to listen: `unix:///path/to.sock`.
+    /// Where to listen: `vsock://ANY:PORT` (or `vsock://CID:PORT`) inside a TEE,
+    /// `unix:///path/to.sock` for development and tests.
     #[arg(long, value_name = "ADDR")]
     listen: String,
     /// The broker's ES256 public key (SPKI PEM) every request's JWT must verify under.
@@ -80,10 +81,27 @@ fn load_k3(args: &Args) -> Result<Option<K3>, String> {
     Ok(None)
 }
 
+/// Where `--listen` points.
+enum ListenAddr {
+    Unix(PathBuf),
+    Vsock(vsock::VsockAddr),
+}
+
+fn parse_listen(s: &str) -> Result<ListenAddr, String> {
+    if let Some(path) = s.strip_prefix("unix://") {
+        if path.is_empty() {
+            return Err(format!("--listen {s}: expected unix:///path"));
+        }
+        return Ok(ListenAddr::Unix(PathBuf::from(path)));
+    }
+    if let Some(rest) = s.strip_prefix("vsock://") {
+        return vsock::parse_addr(rest).map(ListenAddr::Vsock).map_err(|e| format!("--listen {s}: {e}"));
+    }
+    Err(format!("--listen {s}: expected vsock://ANY:PORT, vsock://CID:PORT or unix:///path"))
+}
+
 fn run(args: Args) -> Result<(), String> {
-    let Some(path) = args.listen.strip_prefix("unix://").map(PathBuf::from) else {
-        return Err(format!("--listen {}: expected unix:///path (vsock comes with the host shim)", args.listen));
-    };
+    let listen = parse_listen(&args.listen)?;
     let pem = read_small(&args.broker_pubkey, MAX_KEY_FILE, "broker key")?;
     let broker_key =
         BrokerKey::from_spki_pem(&pem).map_err(|e| format!("broker key {}: {e}", args.broker_pubkey.display()))?;
@@ -102,9 +120,20 @@ fn run(args: Args) -> Result<(), String> {
         .build()
         .map_err(|e| format!("cannot start runtime: {e}"))?;
     rt.block_on(async move {
-        let listener = Listener::bind(&path).await.map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
-        tracing::info!(listen = %args.listen, "sigil-enclave listening");
-        listener.serve(enclave, shutdown_signal()).await.map_err(|e| format!("listener failed: {e}"))?;
+        let cannot_listen = |e| format!("cannot listen on {}: {e}", args.listen);
+        let served = match listen {
+            ListenAddr::Unix(path) => {
+                let listener = unix::Listener::bind(&path).await.map_err(cannot_listen)?;
+                tracing::info!(listen = %args.listen, "sigil-enclave listening");
+                listener.serve(enclave, shutdown_signal()).await
+            }
+            ListenAddr::Vsock(addr) => {
+                let listener = vsock::Listener::bind(addr).map_err(cannot_listen)?;
+                tracing::info!(listen = %args.listen, "sigil-enclave listening");
+                listener.serve(enclave, shutdown_signal()).await
+            }
+        };
+        served.map_err(|e| format!("listener failed: {e}"))?;
         tracing::info!("shutting down");
         Ok(())
     })

@@ -10,6 +10,7 @@
 )]
 
 pub mod unix;
+pub mod vsock;
 
 use std::io;
 use std::sync::{Arc, Mutex, PoisonError};
