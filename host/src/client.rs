@@ -481,7 +481,11 @@ async fn supervise(shared: Arc<Shared>, slot: usize) {
     let mut failures: u32 = 0;
     loop {
         let attempt = async {
-            let stream = connect(&shared.addr).await.map_err(Lost::Io)?;
+            // A vsock connect to a CID nobody answers for can hang: bound it.
+            let stream = tokio::time::timeout(config.deadline, connect(&shared.addr))
+                .await
+                .unwrap_or_else(|_| Err(io::Error::new(io::ErrorKind::TimedOut, "connect timed out")))
+                .map_err(Lost::Io)?;
             run_connection(&shared, slot, stream, had_connection).await
         };
         match attempt.await {
@@ -561,16 +565,17 @@ async fn run_connection(
     let Some(slot_ref) = shared.slots.get(slot) else {
         return Err(Lost::Handshake("no such slot"));
     };
-    *lock(slot_ref) = Some(Arc::clone(&conn));
-    // Declared after `_close`, so dropped before it: new callers stop picking this
-    // connection before its pending requests are failed.
-    let _vacate = VacateOnDrop(slot_ref);
     if is_reconnect {
+        // Counted before the connection is offered, so `is_connected` implies the count.
         shared.reconnects.fetch_add(1, Ordering::Relaxed);
         tracing::info!(enclave = %shared.addr, slot, version, "enclave connection re-established");
     } else {
         tracing::debug!(enclave = %shared.addr, slot, version, "enclave connection established");
     }
+    *lock(slot_ref) = Some(Arc::clone(&conn));
+    // Declared after `_close`, so dropped before it: new callers stop picking this
+    // connection before its pending requests are failed.
+    let _vacate = VacateOnDrop(slot_ref);
     Ok(io.await)
 }
 

@@ -679,7 +679,7 @@ async fn vsock_round_trip_when_loopback_is_available() {
     };
     let port = listener.local_addr().unwrap().port();
     let probe = tokio::time::timeout(
-        Duration::from_secs(2),
+        Duration::from_secs(1),
         tokio_vsock::VsockStream::connect(VsockAddr::new(VMADDR_CID_LOCAL, port)),
     )
     .await;
@@ -699,4 +699,43 @@ async fn vsock_round_trip_when_loopback_is_available() {
         other => panic!("{other:?}"),
     }
     server.abort();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Throughput, for the record (not a pass/fail test).
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "measurement: cargo test --release -p sigil-host --test client -- --ignored --nocapture"]
+async fn throughput_in_process() {
+    let broker = Broker::new();
+    let token = broker.token(&OMNI);
+    let client = EnclaveClient::new(EnclaveAddr::InProcess(shared(&broker)), config(4));
+    assert!(wait_until(Duration::from_secs(5), || client.stats().connected == 4).await);
+    for (name, make) in [
+        ("status", Box::new(|_: usize| Request::Status) as Box<dyn Fn(usize) -> Request + Send + Sync>),
+        ("sign_eip191", Box::new(move |i: usize| sign_request(&token, format!("message {i}").into_bytes()))),
+    ] {
+        let make = Arc::new(make);
+        let count = Arc::new(AtomicUsize::new(0));
+        let stop = Instant::now() + Duration::from_secs(3);
+        let workers: Vec<_> = (0..256)
+            .map(|w| {
+                let (client, make, count) = (client.clone(), Arc::clone(&make), Arc::clone(&count));
+                tokio::spawn(async move {
+                    let mut i = w;
+                    while Instant::now() < stop {
+                        assert!(client.call(make(i)).await.is_ok());
+                        count.fetch_add(1, Ordering::Relaxed);
+                        i += 256;
+                    }
+                })
+            })
+            .collect();
+        let start = Instant::now();
+        for w in workers {
+            w.await.unwrap();
+        }
+        let n = count.load(Ordering::Relaxed);
+        eprintln!("{name}: {n} calls in {:?}: {:.0}/s", start.elapsed(), n as f64 / start.elapsed().as_secs_f64());
+    }
 }
