@@ -14,10 +14,7 @@ fn fixture() -> Value {
 /// 2^64 would otherwise round-trip through f64), else the object re-serialized.
 fn document(entry: &Value) -> String {
     match entry.get("typed_data_json") {
-        Some(raw) => raw
-            .as_str()
-            .expect("typed_data_json is a string")
-            .to_owned(),
+        Some(raw) => raw.as_str().expect("typed_data_json is a string").to_owned(),
         None => serde_json::to_string(&entry["typed_data"]).unwrap(),
     }
 }
@@ -77,10 +74,7 @@ fn published_anchors_are_in_the_corpus() {
     };
     // The EIP-712 specification's Mail example.
     let mail = hash_typed_data(&document(&find("eip712_spec_mail"))).unwrap();
-    assert_eq!(
-        to_hex(&mail.digest),
-        "0xbe609aee343fb3c4b28e1df9e632fca64fcfaede20f02e86244efddf30957bd2"
-    );
+    assert_eq!(to_hex(&mail.digest), "0xbe609aee343fb3c4b28e1df9e632fca64fcfaede20f02e86244efddf30957bd2");
     // USDC's DOMAIN_SEPARATOR() on Ethereum mainnet.
     for name in ["usdc_permit_mainnet", "usdc_permit_mainnet_inferred_domain"] {
         let usdc = hash_typed_data(&document(&find(name))).unwrap();
@@ -95,19 +89,10 @@ fn published_anchors_are_in_the_corpus() {
 #[test]
 fn big_integer_literals_reach_the_parser_verbatim() {
     let fixture = fixture();
-    let entry = fixture["valid"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["name"] == "uint256_max_number_literal")
-        .unwrap();
+    let entry =
+        fixture["valid"].as_array().unwrap().iter().find(|e| e["name"] == "uint256_max_number_literal").unwrap();
     let doc = document(entry);
-    assert!(
-        doc.contains(
-            "115792089237316195423570985008687907853269984665640564039457584007913129639935"
-        ),
-        "{doc}"
-    );
+    assert!(doc.contains("115792089237316195423570985008687907853269984665640564039457584007913129639935"), "{doc}");
 }
 
 #[test]
@@ -120,10 +105,7 @@ fn invalid_vectors_are_rejected_with_the_expected_error() {
         let name = entry["name"].as_str().unwrap();
         let expected = entry["error"].as_str().unwrap();
         match hash_typed_data(&document(entry)) {
-            Ok(h) => failures.push(format!(
-                "{name}: accepted (digest {}), expected {expected}",
-                to_hex(&h.digest)
-            )),
+            Ok(h) => failures.push(format!("{name}: accepted (digest {}), expected {expected}", to_hex(&h.digest))),
             Err(e) if variant(&e) != expected => {
                 failures.push(format!("{name}: got {e:?}, expected {expected}"));
             }
