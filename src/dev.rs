@@ -33,8 +33,9 @@ const P256_SPKI_PREFIX: [u8; 26] = [
     0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
 ];
 
-/// `sigil dev` options.
-#[derive(Debug, Clone, clap::Args)]
+/// `sigil dev` options. `Default` (for tests and embedding) differs from the command line's
+/// defaults: port 0 (any free port) and no rate limit.
+#[derive(Debug, Clone, Default, clap::Args)]
 pub struct DevArgs {
     /// Port on 127.0.0.1 (0 picks a free one).
     #[arg(long, default_value_t = 8092)]
@@ -164,13 +165,22 @@ impl DevServer {
     }
 }
 
-/// Starts the dev signer (must run inside a Tokio runtime).
+/// Starts the dev signer with K3 from `DEV_KEY_SERVICE_MASTER_SECRET` or fresh randomness
+/// (must run inside a Tokio runtime).
 ///
 /// # Errors
 /// A one-line, secret-free description of what is misconfigured.
 pub async fn start(args: &DevArgs) -> Result<DevServer, String> {
     let (k3, imported) = load_k3()?;
-    let fingerprint = hex::encode(k3.fingerprint());
+    tracing::info!(k3_source = if imported { K3_ENV } else { "random" }, "loading K3");
+    start_with(args, Some(k3)).await
+}
+
+/// Starts the dev signer with the given K3, or unprovisioned with `None`.
+///
+/// # Errors
+/// A one-line, secret-free description of what is misconfigured.
+pub async fn start_with(args: &DevArgs, k3: Option<K3>) -> Result<DevServer, String> {
 
     let (broker, broker_pem) = match &args.broker_pubkey {
         Some(path) => {
@@ -201,7 +211,10 @@ pub async fn start(args: &DevArgs) -> Result<DevServer, String> {
     };
 
     let mut enclave = Enclave::new(Config::new(broker_key));
-    enclave.load_k3(sigil_host::api::COMPAT_KEY_VERSION, k3);
+    if let Some(k3) = k3 {
+        tracing::info!(k3_fingerprint = %hex::encode(k3.fingerprint()), "K3 loaded");
+        enclave.load_k3(sigil_host::api::COMPAT_KEY_VERSION, k3);
+    }
     let enclave = Arc::new(Mutex::new(enclave));
     let client = EnclaveClient::new(EnclaveAddr::InProcess(Arc::clone(&enclave)), ClientConfig::default());
     let audit = match &args.audit_log {
@@ -225,7 +238,6 @@ pub async fn start(args: &DevArgs) -> Result<DevServer, String> {
         Some(b) => Some(b.mint(&omni, Duration::from_secs(3600))?),
         None => None,
     };
-    tracing::info!(k3_fingerprint = %fingerprint, k3_source = if imported { K3_ENV } else { "random" }, "sigil dev ready");
     Ok(DevServer { addr, cert_pem, token, omni, broker_pem, enclave, state, shutdown: Some(tx), task })
 }
 

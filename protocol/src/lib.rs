@@ -116,7 +116,8 @@ impl core::error::Error for EncodeError {}
 /// # Errors
 /// [`EncodeError::TooLarge`] when the message does not fit in one frame.
 pub fn encode_message<T: Serialize>(msg: &T) -> Result<Vec<u8>, EncodeError> {
-    let payload = postcard::to_allocvec(msg).map_err(|_| EncodeError::TooLarge)?;
+    // The payload may hold a broker token: wipe this intermediate copy when done.
+    let payload = zeroize::Zeroizing::new(postcard::to_allocvec(msg).map_err(|_| EncodeError::TooLarge)?);
     let mut out = Vec::new();
     frame::encode(PROTOCOL_VERSION, 0, &payload, &mut out).map_err(|_| EncodeError::TooLarge)?;
     Ok(out)
