@@ -320,7 +320,9 @@ async fn sign_message(State(st): State<AppState>, headers: HeaderMap, body: Body
         st.admit(&headers, &req.omni_account)?;
         let message = parse_message_hex(&req.message_hex)?;
         let omni = parse_omni(&req.omni_account)?;
-        info.payload_sha256 = Some(hex::encode(Sha256::digest(&message)));
+        if st.0.audit.is_some() {
+            info.payload_sha256 = Some(hex::encode(Sha256::digest(&message)));
+        }
         let subject = subject(&headers, omni)?;
         match st.call(Request::SignEip191(SignEip191 { subject, message })).await? {
             Response::Eip191Signature(s) => Ok(Json(SignatureOut {
@@ -357,7 +359,9 @@ async fn sign_typed_data(State(st): State<AppState>, headers: HeaderMap, body: B
         if !typed_data.starts_with('{') {
             return Err(AppError::new(ErrorCode::InvalidRequest, "typed_data must be a JSON object"));
         }
-        info.payload_sha256 = Some(hex::encode(Sha256::digest(typed_data.as_bytes())));
+        if st.0.audit.is_some() {
+            info.payload_sha256 = Some(hex::encode(Sha256::digest(typed_data.as_bytes())));
+        }
         let subject = subject(&headers, omni)?;
         match st.call(Request::SignEip712(SignEip712 { subject, typed_data })).await? {
             Response::Eip712Signature(s) => Ok(Json(TypedSignatureOut {

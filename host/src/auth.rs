@@ -4,8 +4,11 @@
 //! key; two independent implementations mean a bug in one does not open the signer. This
 //! check exists so that unauthenticated traffic never costs the enclave anything.
 //!
-//! Verified tokens are cached by their SHA-256 (bounded, first-in-first-out eviction);
-//! expiry, `nbf` and the account binding are checked again on every use.
+//! Verified tokens are cached (bounded, first-in-first-out eviction), keyed by a keyed
+//! SipHash of the token and confirmed by a constant-time comparison with the stored token
+//! (zeroized on eviction); expiry, `nbf` and the account binding are checked again on every
+//! use. (SipHash rather than SHA-256: this CPU has no SHA extensions, and the enclave already
+//! pays for one SHA-256 of every token.)
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
@@ -15,7 +18,9 @@ use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
+use std::hash::{BuildHasher, RandomState};
+
+use zeroize::Zeroizing;
 use sigil_protocol::ErrorCode;
 
 use crate::error::AppError;
@@ -67,8 +72,9 @@ impl std::fmt::Debug for Authenticator {
 }
 
 struct Cache {
-    map: HashMap<[u8; 32], Verified>,
-    order: VecDeque<[u8; 32]>,
+    hasher: RandomState,
+    map: HashMap<u64, (Zeroizing<String>, Verified)>,
+    order: VecDeque<u64>,
     capacity: usize,
 }
 
@@ -94,7 +100,12 @@ impl Authenticator {
         Ok(Self {
             key,
             validation,
-            cache: Mutex::new(Cache { map: HashMap::new(), order: VecDeque::new(), capacity: cache_capacity }),
+            cache: Mutex::new(Cache {
+                hasher: RandomState::new(),
+                map: HashMap::new(),
+                order: VecDeque::new(),
+                capacity: cache_capacity,
+            }),
         })
     }
 
@@ -107,14 +118,13 @@ impl Authenticator {
     pub fn authorize(&self, headers: &HeaderMap, omni_account: &str) -> Result<(), AppError> {
         let token = bearer(headers)?;
         let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        let cached = self.cache.lock().ok().and_then(|c| c.map.get(&key).cloned());
+        let cached = self.cache.lock().ok().and_then(|c| c.get(token));
         let v = match cached {
             Some(v) => v,
             None => {
                 let v = self.verify(token)?;
                 if let Ok(mut c) = self.cache.lock() {
-                    c.insert(key, v.clone());
+                    c.insert(token, v.clone());
                 }
                 v
             }
@@ -159,11 +169,18 @@ impl Authenticator {
 }
 
 impl Cache {
-    fn insert(&mut self, key: [u8; 32], v: Verified) {
+    fn get(&self, token: &str) -> Option<Verified> {
+        let (stored, v) = self.map.get(&self.hasher.hash_one(token))?;
+        ct_eq(stored.as_bytes(), token.as_bytes()).then(|| v.clone())
+    }
+
+    fn insert(&mut self, token: &str, v: Verified) {
         if self.capacity == 0 {
             return;
         }
-        if self.map.insert(key, v).is_none() {
+        let key = self.hasher.hash_one(token);
+        // A (vanishingly rare) hash collision replaces the older token's entry.
+        if self.map.insert(key, (Zeroizing::new(token.to_owned()), v)).is_none() {
             self.order.push_back(key);
             while self.order.len() > self.capacity {
                 if let Some(old) = self.order.pop_front() {
@@ -172,6 +189,11 @@ impl Cache {
             }
         }
     }
+}
+
+/// Constant-time equality (lengths are not secret).
+fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// The compact JWT of an `Authorization: Bearer <jwt>` header (prefix case-sensitive).
