@@ -216,7 +216,9 @@ pub async fn start_with(args: &DevArgs, k3: Option<K3>) -> Result<DevServer, Str
         enclave.load_k3(sigil_host::api::COMPAT_KEY_VERSION, k3);
     }
     let enclave = Arc::new(Mutex::new(enclave));
-    let client = EnclaveClient::new(EnclaveAddr::InProcess(Arc::clone(&enclave)), ClientConfig::default());
+    let in_process = sigil_enclave::runtime::InProcessEnclave::spawn(Arc::clone(&enclave))
+        .map_err(|e| format!("cannot start the in-process enclave: {e}"))?;
+    let client = EnclaveClient::new(EnclaveAddr::InProcess(in_process), ClientConfig::default());
     let audit = match &args.audit_log {
         Some(p) => Some(AuditLog::open(p).map_err(|e| format!("--audit-log {}: {e}", p.display()))?),
         None => None,

@@ -44,7 +44,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use sigil_enclave::runtime::{SharedEnclave, write_frame};
+use sigil_enclave::runtime::{InProcessEnclave, write_frame};
 use sigil_protocol::frame::{self, HEADER_LEN, MAX_PAYLOAD, MAX_SUPPORTED_VERSION, MIN_SUPPORTED_VERSION, TRAILER_LEN};
 use sigil_protocol::{
     DecodeError, Deframer, Envelope, ErrorCode, FrameError, Hello, PROTOCOL_VERSION, Request, Response,
@@ -74,7 +74,7 @@ pub enum EnclaveAddr {
     },
     /// An enclave in this process (simulation), reached through the real frame codec over an
     /// in-memory duplex.
-    InProcess(SharedEnclave),
+    InProcess(InProcessEnclave),
 }
 
 impl fmt::Debug for EnclaveAddr {
@@ -469,7 +469,7 @@ async fn connect(addr: &EnclaveAddr) -> io::Result<Box<dyn Transport>> {
         EnclaveAddr::Vsock { cid, port } => {
             Box::new(tokio_vsock::VsockStream::connect(tokio_vsock::VsockAddr::new(*cid, *port)).await?)
         }
-        EnclaveAddr::InProcess(enclave) => Box::new(sigil_enclave::runtime::duplex(SharedEnclave::clone(enclave))),
+        EnclaveAddr::InProcess(enclave) => Box::new(enclave.connect()?),
     })
 }
 

@@ -19,7 +19,7 @@ use base64ct::{Base64UrlUnpadded, Encoding};
 use ring::rand::SystemRandom;
 use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
 use sigil_enclave::jwt::BrokerKey;
-use sigil_enclave::runtime::{SharedEnclave, SystemEnv};
+use sigil_enclave::runtime::{InProcessEnclave, SharedEnclave, SystemEnv};
 use sigil_enclave::{Config, Enclave, K3};
 use sigil_host::client::{AddrParseError, ClientConfig, ClientError, EnclaveAddr, EnclaveClient};
 use sigil_protocol::{
@@ -279,7 +279,7 @@ fn client_errors_map_to_wire_codes() {
 #[tokio::test]
 async fn in_process_round_trip_status_and_derive_address() {
     let broker = Broker::new();
-    let client = EnclaveClient::new(EnclaveAddr::InProcess(shared(&broker)), config(2));
+    let client = EnclaveClient::new(EnclaveAddr::InProcess(InProcessEnclave::spawn(shared(&broker)).unwrap()), config(2));
     connected(&client).await;
 
     match client.call(Request::Status).await.unwrap() {
@@ -314,7 +314,7 @@ async fn two_thousand_concurrent_signatures_never_cross() {
     let broker = Broker::new();
     let token = broker.token(&OMNI);
     let client =
-        EnclaveClient::new(EnclaveAddr::InProcess(shared(&broker)), ClientConfig { max_in_flight: N, ..config(4) });
+        EnclaveClient::new(EnclaveAddr::InProcess(InProcessEnclave::spawn(shared(&broker)).unwrap()), ClientConfig { max_in_flight: N, ..config(4) });
     assert!(wait_until(Duration::from_secs(5), || client.stats().connected == 4).await);
 
     let message = |i: usize| format!("message number {i}").into_bytes();
@@ -351,7 +351,7 @@ async fn two_thousand_concurrent_signatures_never_cross() {
 #[tokio::test]
 async fn oversized_request_is_refused_without_sending() {
     let broker = Broker::new();
-    let client = EnclaveClient::new(EnclaveAddr::InProcess(shared(&broker)), config(1));
+    let client = EnclaveClient::new(EnclaveAddr::InProcess(InProcessEnclave::spawn(shared(&broker)).unwrap()), config(1));
     connected(&client).await;
     let token = broker.token(&OMNI);
     let big = vec![0u8; frame::MAX_PAYLOAD + 1];
@@ -709,7 +709,7 @@ async fn vsock_round_trip_when_loopback_is_available() {
 async fn throughput_in_process() {
     let broker = Broker::new();
     let token = broker.token(&OMNI);
-    let client = EnclaveClient::new(EnclaveAddr::InProcess(shared(&broker)), config(4));
+    let client = EnclaveClient::new(EnclaveAddr::InProcess(InProcessEnclave::spawn(shared(&broker)).unwrap()), config(4));
     assert!(wait_until(Duration::from_secs(5), || client.stats().connected == 4).await);
     for (name, make) in [
         ("status", Box::new(|_: usize| Request::Status) as Box<dyn Fn(usize) -> Request + Send + Sync>),

@@ -121,6 +121,67 @@ pub fn duplex(enclave: SharedEnclave) -> tokio::io::DuplexStream {
     client
 }
 
+/// An enclave served on a thread of its own, reached through in-memory duplex streams that
+/// speak the real frame codec: what `sim` uses in place of vsock.
+///
+/// A real enclave runs on its own vCPUs; so does this one. Signing on a dedicated thread also
+/// keeps the host's async workers from ever blocking on the enclave lock. The thread stops
+/// when the last clone is dropped.
+#[derive(Clone)]
+pub struct InProcessEnclave {
+    tx: tokio::sync::mpsc::UnboundedSender<tokio::io::DuplexStream>,
+    enclave: SharedEnclave,
+}
+
+impl core::fmt::Debug for InProcessEnclave {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("InProcessEnclave").finish_non_exhaustive()
+    }
+}
+
+impl InProcessEnclave {
+    /// Starts the enclave thread.
+    ///
+    /// # Errors
+    /// The thread or its runtime could not be created.
+    pub fn spawn(enclave: SharedEnclave) -> io::Result<Self> {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<tokio::io::DuplexStream>();
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let served = SharedEnclave::clone(&enclave);
+        std::thread::Builder::new().name("sigil-enclave".into()).spawn(move || {
+            rt.block_on(async move {
+                while let Some(stream) = rx.recv().await {
+                    let e = SharedEnclave::clone(&served);
+                    tokio::spawn(async move {
+                        if let Err(err) = serve_connection(stream, e).await {
+                            tracing::debug!(error = %err, "in-process enclave connection closed");
+                        }
+                    });
+                }
+            });
+        })?;
+        Ok(Self { tx, enclave })
+    }
+
+    /// A new connection to the enclave.
+    ///
+    /// # Errors
+    /// `BrokenPipe` if the enclave thread has stopped.
+    pub fn connect(&self) -> io::Result<tokio::io::DuplexStream> {
+        let (client, server) = tokio::io::duplex(frame::MAX_FRAME);
+        self.tx
+            .send(server)
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "in-process enclave stopped"))?;
+        Ok(client)
+    }
+
+    /// The enclave itself (for inspection in tests and `sigil dev`).
+    #[must_use]
+    pub const fn enclave(&self) -> &SharedEnclave {
+        &self.enclave
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
