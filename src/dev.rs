@@ -181,7 +181,6 @@ pub async fn start(args: &DevArgs) -> Result<DevServer, String> {
 /// # Errors
 /// A one-line, secret-free description of what is misconfigured.
 pub async fn start_with(args: &DevArgs, k3: Option<K3>) -> Result<DevServer, String> {
-
     let (broker, broker_pem) = match &args.broker_pubkey {
         Some(path) => {
             let pem = std::fs::read_to_string(path).map_err(|e| format!("--broker-pubkey {}: {e}", path.display()))?;
@@ -250,8 +249,17 @@ pub async fn start_with(args: &DevArgs, k3: Option<K3>) -> Result<DevServer, Str
 pub async fn run(args: DevArgs) -> Result<(), String> {
     let imported = std::env::var_os(K3_ENV).is_some();
     let dev = start(&args).await?;
-    let dir = std::env::temp_dir().join(format!("sigil-dev-{}", dev.addr.port()));
-    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    // A private, unguessable directory: /tmp is shared.
+    let mut suffix = [0u8; 8];
+    getrandom::fill(&mut suffix).map_err(|e| format!("no randomness: {e}"))?;
+    let dir = std::env::temp_dir().join(format!("sigil-dev-{}-{}", dev.addr.port(), hex::encode(suffix)));
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
     let cert_path = dir.join("tls-cert.pem");
     std::fs::write(&cert_path, &dev.cert_pem).map_err(|e| format!("cannot write {}: {e}", cert_path.display()))?;
     let k3_fp = dev

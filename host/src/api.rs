@@ -5,7 +5,7 @@
 //! limit (429) → provisioned (503) → `message_hex` (400) → `omni_account` (400) → enclave.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use axum::body::{Body, Bytes};
@@ -36,9 +36,10 @@ pub const COMPAT_KEY_VERSION: u8 = 1;
 /// included.
 pub const MAX_BODY: usize = 48 * 1024;
 
-const PROVISION_UNKNOWN: u8 = 0;
-const PROVISION_YES: u8 = 1;
-const PROVISION_NO: u8 = 2;
+/// How long an enclave's "not provisioned" answer is trusted before the enclave is asked again
+/// (so a freshly provisioned or restarted enclave is noticed within this time, while an
+/// unprovisioned one is not asked on every request).
+const UNPROVISIONED_TTL_MS: u64 = 1_000;
 
 /// Everything the handlers share.
 pub struct Shared {
@@ -52,8 +53,10 @@ pub struct Shared {
     pub metrics: Metrics,
     /// JSON-lines audit log, if configured.
     pub audit: Option<AuditLog>,
-    /// Whether the enclave holds K3 for the compat epoch, as last seen.
-    provisioned: AtomicU8,
+    /// Until when (ms since `started`) requests are refused as unprovisioned without asking
+    /// the enclave; 0 once the enclave has been seen provisioned.
+    unprovisioned_until_ms: AtomicU64,
+    started: Instant,
     next_request_id: AtomicU64,
 }
 
@@ -77,7 +80,8 @@ impl AppState {
             limiter,
             metrics: Metrics::default(),
             audit,
-            provisioned: AtomicU8::new(PROVISION_UNKNOWN),
+            unprovisioned_until_ms: AtomicU64::new(0),
+            started: Instant::now(),
             next_request_id: AtomicU64::new(1),
         }))
     }
@@ -88,7 +92,7 @@ impl AppState {
         match self.0.client.call(Request::Status).await {
             Ok(Response::Status(s)) => {
                 let yes = s.epochs.iter().any(|e| e.key_version == COMPAT_KEY_VERSION);
-                self.0.provisioned.store(if yes { PROVISION_YES } else { PROVISION_NO }, Ordering::Relaxed);
+                self.note_provisioned(yes);
                 Some(yes)
             }
             _ => None,
@@ -212,12 +216,22 @@ async fn json_body<T: DeserializeOwned>(headers: &HeaderMap, body: Body) -> Resu
         .await
         .map_err(|_| AppError::with(ErrorCode::PayloadTooLarge, format!("request body exceeds {MAX_BODY} bytes")))?;
     serde_json::from_slice(&bytes).map_err(|e| {
-        // serde's message names the field and position, never echoes values.
+        // serde's message names the field and position; it may quote a scalar the client
+        // sent, never anything of the token (which is not in the body).
         AppError::with(ErrorCode::InvalidRequest, format!("malformed request: {e}"))
     })
 }
 
 impl AppState {
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.0.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn note_provisioned(&self, yes: bool) {
+        let until = if yes { 0 } else { self.now_ms().saturating_add(UNPROVISIONED_TTL_MS).max(1) };
+        self.0.unprovisioned_until_ms.store(until, Ordering::Relaxed);
+    }
+
     /// The checks every signing route makes after parsing, in SPEC order, up to (not
     /// including) the route's own field validation.
     fn admit(&self, headers: &HeaderMap, omni_account: &str) -> Result<(), AppError> {
@@ -225,7 +239,7 @@ impl AppState {
         if !self.0.limiter.allow(omni_account) {
             return Err(AppError::new(ErrorCode::RateLimited, "rate limit exceeded for this account"));
         }
-        if self.0.provisioned.load(Ordering::Relaxed) == PROVISION_NO {
+        if self.now_ms() < self.0.unprovisioned_until_ms.load(Ordering::Relaxed) {
             return Err(AppError::new(ErrorCode::SignerDisabled, "signer not provisioned: no K3 loaded"));
         }
         Ok(())
@@ -236,17 +250,25 @@ impl AppState {
         match self.0.client.call(req).await {
             Ok(Response::Error(e)) => {
                 if matches!(e.code, ErrorCode::SignerDisabled | ErrorCode::UnknownKeyVersion) {
-                    self.0.provisioned.store(PROVISION_NO, Ordering::Relaxed);
+                    self.note_provisioned(false);
                 }
                 Err(AppError::with(e.code, e.message))
             }
             Ok(r) => {
-                self.0.provisioned.store(PROVISION_YES, Ordering::Relaxed);
+                if self.0.unprovisioned_until_ms.load(Ordering::Relaxed) != 0 {
+                    self.note_provisioned(true);
+                }
                 Ok(r)
             }
             Err(e) => Err(AppError::with(e.code(), e.to_string())),
         }
     }
+}
+
+/// The account as the audit log records it: lowercase, and only when it is well-formed (the
+/// log never stores arbitrary client text).
+fn audit_omni(s: &str) -> Option<String> {
+    (s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())).then(|| s.to_ascii_lowercase())
 }
 
 fn parse_omni(s: &str) -> Result<OmniAccount, AppError> {
@@ -290,7 +312,7 @@ async fn derive_address(State(st): State<AppState>, headers: HeaderMap, body: Bo
     let mut info = AuditInfo::default();
     let result = async {
         let req: DeriveAddressBody = json_body(&headers, body).await?;
-        info.omni = Some(req.omni_account.to_ascii_lowercase());
+        info.omni = audit_omni(&req.omni_account);
         st.admit(&headers, &req.omni_account)?;
         let omni = parse_omni(&req.omni_account)?;
         let subject = subject(&headers, omni)?;
@@ -316,7 +338,7 @@ async fn sign_message(State(st): State<AppState>, headers: HeaderMap, body: Body
     let mut info = AuditInfo::default();
     let result = async {
         let req: SignMessageBody = json_body(&headers, body).await?;
-        info.omni = Some(req.omni_account.to_ascii_lowercase());
+        info.omni = audit_omni(&req.omni_account);
         st.admit(&headers, &req.omni_account)?;
         let message = parse_message_hex(&req.message_hex)?;
         let omni = parse_omni(&req.omni_account)?;
@@ -352,7 +374,7 @@ async fn sign_typed_data(State(st): State<AppState>, headers: HeaderMap, body: B
     let mut info = AuditInfo::default();
     let result = async {
         let req: SignTypedDataBody = json_body(&headers, body).await?;
-        info.omni = Some(req.omni_account.to_ascii_lowercase());
+        info.omni = audit_omni(&req.omni_account);
         st.admit(&headers, &req.omni_account)?;
         let omni = parse_omni(&req.omni_account)?;
         let typed_data = req.typed_data.get().to_owned();

@@ -42,7 +42,9 @@ impl AuditLog {
     /// # Errors
     /// I/O errors opening the file.
     pub fn open(path: &Path) -> io::Result<Self> {
-        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        use std::os::unix::fs::OpenOptionsExt;
+        // Owner-only: the log names accounts and request hashes.
+        let file = OpenOptions::new().create(true).append(true).mode(0o600).open(path)?;
         Ok(Self { out: Mutex::new(LineWriter::new(file)) })
     }
 

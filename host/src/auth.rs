@@ -20,8 +20,8 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 use std::hash::{BuildHasher, RandomState};
 
-use zeroize::Zeroizing;
 use sigil_protocol::ErrorCode;
+use zeroize::Zeroizing;
 
 use crate::error::AppError;
 

@@ -29,8 +29,9 @@ impl RateLimiter {
             return true;
         }
         let now = Instant::now();
+        let account = account.to_ascii_lowercase();
         let Ok(mut buckets) = self.buckets.lock() else { return true };
-        if buckets.len() >= MAX_BUCKETS && !buckets.contains_key(account) {
+        if buckets.len() >= MAX_BUCKETS && !buckets.contains_key(&account) {
             let (rate, burst) = (self.per_second, self.burst);
             // Drop buckets that have refilled completely: forgetting them changes nothing.
             buckets.retain(|_, (tokens, at)| *tokens + now.duration_since(*at).as_secs_f64() * rate < burst);
@@ -38,7 +39,7 @@ impl RateLimiter {
                 return false;
             }
         }
-        let entry = buckets.entry(account.to_ascii_lowercase()).or_insert((self.burst, now));
+        let entry = buckets.entry(account).or_insert((self.burst, now));
         let refilled = (entry.0 + now.duration_since(entry.1).as_secs_f64() * self.per_second).min(self.burst);
         if refilled >= 1.0 {
             *entry = (refilled - 1.0, now);

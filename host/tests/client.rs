@@ -279,7 +279,8 @@ fn client_errors_map_to_wire_codes() {
 #[tokio::test]
 async fn in_process_round_trip_status_and_derive_address() {
     let broker = Broker::new();
-    let client = EnclaveClient::new(EnclaveAddr::InProcess(InProcessEnclave::spawn(shared(&broker)).unwrap()), config(2));
+    let client =
+        EnclaveClient::new(EnclaveAddr::InProcess(InProcessEnclave::spawn(shared(&broker)).unwrap()), config(2));
     connected(&client).await;
 
     match client.call(Request::Status).await.unwrap() {
@@ -313,8 +314,10 @@ async fn two_thousand_concurrent_signatures_never_cross() {
     const N: usize = 2_000;
     let broker = Broker::new();
     let token = broker.token(&OMNI);
-    let client =
-        EnclaveClient::new(EnclaveAddr::InProcess(InProcessEnclave::spawn(shared(&broker)).unwrap()), ClientConfig { max_in_flight: N, ..config(4) });
+    let client = EnclaveClient::new(
+        EnclaveAddr::InProcess(InProcessEnclave::spawn(shared(&broker)).unwrap()),
+        ClientConfig { max_in_flight: N, ..config(4) },
+    );
     assert!(wait_until(Duration::from_secs(5), || client.stats().connected == 4).await);
 
     let message = |i: usize| format!("message number {i}").into_bytes();
@@ -351,7 +354,8 @@ async fn two_thousand_concurrent_signatures_never_cross() {
 #[tokio::test]
 async fn oversized_request_is_refused_without_sending() {
     let broker = Broker::new();
-    let client = EnclaveClient::new(EnclaveAddr::InProcess(InProcessEnclave::spawn(shared(&broker)).unwrap()), config(1));
+    let client =
+        EnclaveClient::new(EnclaveAddr::InProcess(InProcessEnclave::spawn(shared(&broker)).unwrap()), config(1));
     connected(&client).await;
     let token = broker.token(&OMNI);
     let big = vec![0u8; frame::MAX_PAYLOAD + 1];
@@ -709,7 +713,8 @@ async fn vsock_round_trip_when_loopback_is_available() {
 async fn throughput_in_process() {
     let broker = Broker::new();
     let token = broker.token(&OMNI);
-    let client = EnclaveClient::new(EnclaveAddr::InProcess(InProcessEnclave::spawn(shared(&broker)).unwrap()), config(4));
+    let client =
+        EnclaveClient::new(EnclaveAddr::InProcess(InProcessEnclave::spawn(shared(&broker)).unwrap()), config(4));
     assert!(wait_until(Duration::from_secs(5), || client.stats().connected == 4).await);
     for (name, make) in [
         ("status", Box::new(|_: usize| Request::Status) as Box<dyn Fn(usize) -> Request + Send + Sync>),

@@ -169,9 +169,7 @@ impl InProcessEnclave {
     /// `BrokenPipe` if the enclave thread has stopped.
     pub fn connect(&self) -> io::Result<tokio::io::DuplexStream> {
         let (client, server) = tokio::io::duplex(frame::MAX_FRAME);
-        self.tx
-            .send(server)
-            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "in-process enclave stopped"))?;
+        self.tx.send(server).map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "in-process enclave stopped"))?;
         Ok(client)
     }
 
