@@ -218,6 +218,14 @@ pub async fn start_with(args: &DevArgs, k3: Option<K3>) -> Result<DevServer, Str
     let in_process = sigil_enclave::runtime::InProcessEnclave::spawn(Arc::clone(&enclave))
         .map_err(|e| format!("cannot start the in-process enclave: {e}"))?;
     let client = EnclaveClient::new(EnclaveAddr::InProcess(in_process), ClientConfig::default());
+    // Serve only once the enclave connection is up, so the first request cannot race it.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while !client.is_connected() {
+        if tokio::time::Instant::now() > deadline {
+            return Err("the in-process enclave did not come up within 5 s".to_owned());
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
     let audit = match &args.audit_log {
         Some(p) => Some(AuditLog::open(p).map_err(|e| format!("--audit-log {}: {e}", p.display()))?),
         None => None,

@@ -5,7 +5,7 @@
 //! limit (429) → provisioned (503) → `message_hex` (400) → `omni_account` (400) → enclave.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
 use axum::body::{Body, Bytes};
@@ -56,6 +56,8 @@ pub struct Shared {
     /// Until when (ms since `started`) requests are refused as unprovisioned without asking
     /// the enclave; 0 once the enclave has been seen provisioned.
     unprovisioned_until_ms: AtomicU64,
+    /// Whether the enclave's last word was that it holds K3 for the compat epoch.
+    seen_provisioned: AtomicBool,
     started: Instant,
     next_request_id: AtomicU64,
 }
@@ -81,6 +83,7 @@ impl AppState {
             metrics: Metrics::default(),
             audit,
             unprovisioned_until_ms: AtomicU64::new(0),
+            seen_provisioned: AtomicBool::new(false),
             started: Instant::now(),
             next_request_id: AtomicU64::new(1),
         }))
@@ -230,17 +233,24 @@ impl AppState {
     fn note_provisioned(&self, yes: bool) {
         let until = if yes { 0 } else { self.now_ms().saturating_add(UNPROVISIONED_TTL_MS).max(1) };
         self.0.unprovisioned_until_ms.store(until, Ordering::Relaxed);
+        self.0.seen_provisioned.store(yes, Ordering::Relaxed);
     }
 
     /// The checks every signing route makes after parsing, in SPEC order, up to (not
-    /// including) the route's own field validation.
-    fn admit(&self, headers: &HeaderMap, omni_account: &str) -> Result<(), AppError> {
+    /// including) the route's own field validation: JWT, rate limit, provisioned.
+    async fn admit(&self, headers: &HeaderMap, omni_account: &str) -> Result<(), AppError> {
         self.0.auth.authorize(headers, omni_account)?;
         if !self.0.limiter.allow(omni_account) {
             return Err(AppError::new(ErrorCode::RateLimited, "rate limit exceeded for this account"));
         }
+        // "Provisioned" must be known before the fields are validated (SPEC order), so ask the
+        // enclave unless it has been seen provisioned (or refused less than a second ago).
+        let disabled = || AppError::new(ErrorCode::SignerDisabled, "signer not provisioned: no K3 loaded");
         if self.now_ms() < self.0.unprovisioned_until_ms.load(Ordering::Relaxed) {
-            return Err(AppError::new(ErrorCode::SignerDisabled, "signer not provisioned: no K3 loaded"));
+            return Err(disabled());
+        }
+        if !self.0.seen_provisioned.load(Ordering::Relaxed) && self.refresh_provisioned().await == Some(false) {
+            return Err(disabled());
         }
         Ok(())
     }
@@ -255,7 +265,7 @@ impl AppState {
                 Err(AppError::with(e.code, e.message))
             }
             Ok(r) => {
-                if self.0.unprovisioned_until_ms.load(Ordering::Relaxed) != 0 {
+                if !self.0.seen_provisioned.load(Ordering::Relaxed) {
                     self.note_provisioned(true);
                 }
                 Ok(r)
@@ -313,7 +323,7 @@ async fn derive_address(State(st): State<AppState>, headers: HeaderMap, body: Bo
     let result = async {
         let req: DeriveAddressBody = json_body(&headers, body).await?;
         info.omni = audit_omni(&req.omni_account);
-        st.admit(&headers, &req.omni_account)?;
+        st.admit(&headers, &req.omni_account).await?;
         let omni = parse_omni(&req.omni_account)?;
         let subject = subject(&headers, omni)?;
         match st.call(Request::DeriveAddress(DeriveAddress { subject })).await? {
@@ -339,7 +349,7 @@ async fn sign_message(State(st): State<AppState>, headers: HeaderMap, body: Body
     let result = async {
         let req: SignMessageBody = json_body(&headers, body).await?;
         info.omni = audit_omni(&req.omni_account);
-        st.admit(&headers, &req.omni_account)?;
+        st.admit(&headers, &req.omni_account).await?;
         let message = parse_message_hex(&req.message_hex)?;
         let omni = parse_omni(&req.omni_account)?;
         if st.0.audit.is_some() {
@@ -375,7 +385,7 @@ async fn sign_typed_data(State(st): State<AppState>, headers: HeaderMap, body: B
     let result = async {
         let req: SignTypedDataBody = json_body(&headers, body).await?;
         info.omni = audit_omni(&req.omni_account);
-        st.admit(&headers, &req.omni_account)?;
+        st.admit(&headers, &req.omni_account).await?;
         let omni = parse_omni(&req.omni_account)?;
         let typed_data = req.typed_data.get().to_owned();
         if !typed_data.starts_with('{') {

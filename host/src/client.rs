@@ -141,9 +141,12 @@ fn parse_decimal(s: &str) -> Option<u32> {
 pub struct ClientConfig {
     /// Persistent connections kept open (at least 1). Default 4.
     pub connections: usize,
-    /// Requests in flight at once, over all connections; one more fails with
-    /// [`ClientError::Saturated`]. Default 1024.
+    /// Requests in flight at once, over all connections. Default 1024.
     pub max_in_flight: usize,
+    /// Calls that may wait (up to [`ClientConfig::deadline`]) for an in-flight slot when all
+    /// are taken; one more fails at once with [`ClientError::Saturated`]. A bounded queue: a
+    /// burst is absorbed, an overload is refused fast. Default 4096.
+    pub max_queued: usize,
     /// How long one call may take, from sending to answer. Also bounds connecting and the
     /// handshake. Default 5 s.
     pub deadline: Duration,
@@ -158,6 +161,7 @@ impl Default for ClientConfig {
         Self {
             connections: 4,
             max_in_flight: 1024,
+            max_queued: 4096,
             deadline: Duration::from_secs(5),
             backoff_min: Duration::from_millis(50),
             backoff_max: Duration::from_secs(2),
@@ -181,7 +185,8 @@ impl ClientConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ClientError {
-    /// [`ClientConfig::max_in_flight`] requests are already in flight; nothing was sent.
+    /// [`ClientConfig::max_in_flight`] requests are in flight and [`ClientConfig::max_queued`]
+    /// more are waiting (or the wait for a slot hit the deadline); nothing was sent.
     #[error("enclave saturated: too many requests in flight")]
     Saturated,
     /// No live connection, or the connection died with the request pending (the enclave may
@@ -263,6 +268,8 @@ struct Shared {
     slots: Box<[Mutex<Option<Arc<Conn>>>]>,
     next_slot: AtomicUsize,
     permits: Semaphore,
+    /// Calls waiting for a permit.
+    queued: AtomicUsize,
     reconnects: AtomicU64,
 }
 
@@ -280,6 +287,7 @@ impl EnclaveClient {
             slots: (0..config.connections).map(|_| Mutex::new(None)).collect(),
             next_slot: AtomicUsize::new(0),
             permits: Semaphore::new(config.max_in_flight),
+            queued: AtomicUsize::new(0),
             reconnects: AtomicU64::new(0),
             addr,
             config,
@@ -298,9 +306,26 @@ impl EnclaveClient {
     /// discarded).
     pub async fn call(&self, body: Request) -> Result<Response, ClientError> {
         let shared = &*self.inner.shared;
-        let _permit = shared.permits.try_acquire().map_err(|_| ClientError::Saturated)?;
+        let started = tokio::time::Instant::now();
+        let _permit = match shared.permits.try_acquire() {
+            Ok(p) => p,
+            Err(_) => {
+                // Join the bounded queue, or refuse at once when it is full. The guard leaves
+                // the queue even if this call is cancelled while waiting.
+                let place = QueuePlace::join(&shared.queued, shared.config.max_queued)
+                    .ok_or(ClientError::Saturated)?;
+                let waited = tokio::time::timeout(shared.config.deadline, shared.permits.acquire()).await;
+                drop(place);
+                match waited {
+                    Ok(Ok(p)) => p,
+                    _ => return Err(ClientError::Saturated),
+                }
+            }
+        };
         let conn = shared.pick().ok_or(ClientError::Unavailable)?;
-        conn.request(&body, shared.config.deadline).await
+        // The deadline covers the whole call, queueing included.
+        let left = shared.config.deadline.saturating_sub(started.elapsed());
+        conn.request(&body, left).await
     }
 
     /// Whether at least one connection is live (handshake done).
@@ -318,6 +343,22 @@ impl EnclaveClient {
             reconnects: shared.reconnects.load(Ordering::Relaxed),
             connected: shared.slots.iter().filter(|slot| lock(slot).is_some()).count(),
         }
+    }
+}
+
+/// A place in the bounded queue of calls waiting for an in-flight slot.
+struct QueuePlace<'a>(&'a AtomicUsize);
+
+impl<'a> QueuePlace<'a> {
+    fn join(queued: &'a AtomicUsize, max: usize) -> Option<Self> {
+        let place = Self(queued);
+        (queued.fetch_add(1, Ordering::AcqRel) < max).then_some(place)
+    }
+}
+
+impl Drop for QueuePlace<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 

@@ -403,7 +403,7 @@ async fn saturated_when_in_flight_bound_is_hit() {
     let _fake = fake_enclave(&path, 1, silent);
     let client = EnclaveClient::new(
         EnclaveAddr::Unix(path),
-        ClientConfig { max_in_flight: 1, deadline: Duration::from_secs(30), ..config(2) },
+        ClientConfig { max_in_flight: 1, max_queued: 0, deadline: Duration::from_secs(30), ..config(2) },
     );
     connected(&client).await;
 
@@ -743,4 +743,59 @@ async fn throughput_in_process() {
         let n = count.load(Ordering::Relaxed);
         eprintln!("{name}: {n} calls in {:?}: {:.0}/s", start.elapsed(), n as f64 / start.elapsed().as_secs_f64());
     }
+}
+
+#[tokio::test]
+async fn a_burst_beyond_in_flight_waits_in_the_bounded_queue() {
+    let broker = Broker::new();
+    let client = EnclaveClient::new(
+        EnclaveAddr::InProcess(InProcessEnclave::spawn(shared(&broker)).unwrap()),
+        ClientConfig { max_in_flight: 2, max_queued: 500, ..config(2) },
+    );
+    connected(&client).await;
+    let calls: Vec<_> = (0..300)
+        .map(|_| {
+            let c = client.clone();
+            tokio::spawn(async move { c.call(Request::Status).await })
+        })
+        .collect();
+    for call in calls {
+        assert!(matches!(call.await.unwrap(), Ok(Response::Status(_))));
+    }
+    assert_eq!(client.stats().in_flight, 0);
+}
+
+#[tokio::test]
+async fn queue_is_bounded_and_cancelled_waiters_leave_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("e.sock");
+    let _fake = fake_enclave(&path, 1, silent);
+    let client = EnclaveClient::new(
+        EnclaveAddr::Unix(path),
+        ClientConfig { max_in_flight: 1, max_queued: 2, deadline: Duration::from_secs(30), ..config(1) },
+    );
+    connected(&client).await;
+    let spawn_call = || {
+        let c = client.clone();
+        tokio::spawn(async move { c.call(Request::Status).await })
+    };
+    // One call holds the only slot (the silent enclave never answers), two wait in the queue…
+    let holder = spawn_call();
+    assert!(wait_until(Duration::from_secs(5), || client.stats().in_flight == 1).await);
+    let waiters = [spawn_call(), spawn_call()];
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // …so a fourth is refused at once.
+    let start = Instant::now();
+    assert_eq!(client.call(Request::Status).await, Err(ClientError::Saturated));
+    assert!(start.elapsed() < Duration::from_millis(500));
+    // Cancelled waiters give their places back: a new call waits again instead of failing.
+    for w in &waiters {
+        w.abort();
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(
+        tokio::time::timeout(Duration::from_millis(100), client.call(Request::Status)).await.is_err(),
+        "the call must be queued (still waiting), not refused"
+    );
+    holder.abort();
 }
