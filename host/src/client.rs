@@ -312,8 +312,7 @@ impl EnclaveClient {
             Err(_) => {
                 // Join the bounded queue, or refuse at once when it is full. The guard leaves
                 // the queue even if this call is cancelled while waiting.
-                let place = QueuePlace::join(&shared.queued, shared.config.max_queued)
-                    .ok_or(ClientError::Saturated)?;
+                let place = QueuePlace::join(&shared.queued, shared.config.max_queued).ok_or(ClientError::Saturated)?;
                 let waited = tokio::time::timeout(shared.config.deadline, shared.permits.acquire()).await;
                 drop(place);
                 match waited {
