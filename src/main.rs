@@ -23,15 +23,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    use std::io::IsTerminal;
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_target(false)
-        .init();
+    sigil_enclave::runtime::init_logging();
     let cli = Cli::parse();
     let result = match cli.command {
         #[cfg(feature = "sim")]

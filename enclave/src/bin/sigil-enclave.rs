@@ -40,15 +40,7 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    use std::io::IsTerminal;
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_target(false)
-        .init();
+    sigil_enclave::runtime::init_logging();
     let args = Args::parse();
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
@@ -125,34 +117,16 @@ fn run(args: Args) -> Result<(), String> {
             ListenAddr::Unix(path) => {
                 let listener = unix::Listener::bind(&path).await.map_err(cannot_listen)?;
                 tracing::info!(listen = %args.listen, "sigil-enclave listening");
-                listener.serve(enclave, shutdown_signal()).await
+                listener.serve(enclave, sigil_enclave::runtime::shutdown_signal()).await
             }
             ListenAddr::Vsock(addr) => {
                 let listener = vsock::Listener::bind(addr).map_err(cannot_listen)?;
                 tracing::info!(listen = %args.listen, "sigil-enclave listening");
-                listener.serve(enclave, shutdown_signal()).await
+                listener.serve(enclave, sigil_enclave::runtime::shutdown_signal()).await
             }
         };
         served.map_err(|e| format!("listener failed: {e}"))?;
         tracing::info!("shutting down");
         Ok(())
     })
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
-    }
 }

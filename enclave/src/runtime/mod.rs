@@ -108,6 +108,39 @@ pub async fn write_frame<W: AsyncWrite + Unpin>(w: &mut W, encoded: &[u8]) -> io
     w.flush().await
 }
 
+/// Human-readable logs on stderr for sigil's binaries: INFO and above unless `RUST_LOG` says
+/// otherwise, ANSI colour only on a terminal.
+pub fn init_logging() {
+    use io::IsTerminal;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(io::stderr)
+        .with_ansi(io::stderr().is_terminal())
+        .with_target(false)
+        .init();
+}
+
+/// Resolves on SIGTERM or Ctrl-C: how sigil's services are asked to stop.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}
+
 /// An in-memory connection to `enclave` for simulation: the returned stream speaks the real
 /// frame codec to a [`serve_connection`] task. Must be called inside a Tokio runtime.
 #[must_use]
