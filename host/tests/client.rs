@@ -799,3 +799,62 @@ async fn queue_is_bounded_and_cancelled_waiters_leave_it() {
     );
     holder.abort();
 }
+
+/// The broker's key as SPKI PEM, for the host's `Authenticator`.
+fn spki_pem(broker: &Broker) -> String {
+    use base64ct::Base64;
+    let mut der = vec![
+        0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a, 0x86, 0x48,
+        0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
+    ];
+    der.extend_from_slice(broker.public_key().as_sec1());
+    format!("-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n", Base64::encode_string(&der))
+}
+
+#[tokio::test]
+async fn a_misbehaving_enclave_is_500_internal_over_http() {
+    use sigil_host::api::{AppState, app};
+    use sigil_host::auth::Authenticator;
+    use sigil_host::ratelimit::RateLimiter;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("e.sock");
+    // Provisioned, but answers every signing request with the wrong kind of response.
+    let provisioned = Response::Status(Status {
+        protocol_version: 1,
+        current_key_version: Some(1),
+        epochs: vec![sigil_protocol::Epoch { key_version: 1, k3_fingerprint: [0; 32].into() }],
+    });
+    let _fake = fake_enclave(&path, 1, move |_, req| match req {
+        Request::Status => Script::Answer(provisioned.clone()),
+        _ => Script::Answer(status_body()),
+    });
+    let broker = Broker::new();
+    let client = EnclaveClient::new(EnclaveAddr::Unix(path), config(1));
+    connected(&client).await;
+    let auth = Authenticator::new(spki_pem(&broker).as_bytes(), 16).unwrap();
+    let state = AppState::new(client, auth, RateLimiter::new(0.0, 1.0), None);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(sigil_host::server::serve(listener, None, app(state), async move {
+        let _ = rx.await;
+    }));
+
+    let omni = [0xab; 32];
+    let body = format!(r#"{{"omni_account":"{}"}}"#, hex::encode(omni));
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!(
+        "POST /dev/derive-address HTTP/1.1\r\nhost: x\r\nconnection: close\r\ncontent-type: application/json\r\nauthorization: Bearer {}\r\ncontent-length: {}\r\n\r\n{body}",
+        broker.token(&omni),
+        body.len()
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut reply = String::new();
+    s.read_to_string(&mut reply).await.unwrap();
+    assert!(reply.starts_with("HTTP/1.1 500"), "{reply}");
+    assert!(reply.contains("content-type: application/json"), "{reply}");
+    assert!(reply.contains(r#""error":"internal""#), "{reply}");
+    tx.send(()).unwrap();
+    server.await.unwrap().unwrap();
+}
