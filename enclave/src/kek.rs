@@ -8,7 +8,7 @@
 //!
 //! `context` is the caller's label (a service name), at most 256 bytes; its 2-byte big-endian
 //! length prefix keeps `(omni, context)` pairs from colliding. A KEK never leaves the enclave
-//! in clear: [`seal`] encrypts it with RFC 9180 HPKE base mode (DHKEM(X25519, HKDF-SHA256),
+//! in clear: `seal` encrypts it with RFC 9180 HPKE base mode (DHKEM(X25519, HKDF-SHA256),
 //! HKDF-SHA256, AES-256-GCM) to the caller's X25519 key, with
 //! `info = "sigil/kek/v1" || key_version` and `aad` = the request's canonical bytes.
 

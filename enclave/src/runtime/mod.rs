@@ -88,6 +88,24 @@ where
     }
 }
 
+/// Serves one accepted connection on its own task (what every listener does with a stream).
+pub(crate) fn spawn_connection<S>(stream: S, enclave: &SharedEnclave)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let enclave = SharedEnclave::clone(enclave);
+    tokio::spawn(async move {
+        if let Err(e) = serve_connection(stream, enclave).await {
+            tracing::info!(error = %e, "connection closed");
+        }
+    });
+}
+
+/// `accept` errors that concern one connection, not the listener: skip them and go on.
+pub(crate) fn is_transient_accept_error(e: &io::Error) -> bool {
+    matches!(e.kind(), io::ErrorKind::ConnectionAborted | io::ErrorKind::ConnectionReset | io::ErrorKind::Interrupted)
+}
+
 /// The response to a stream whose framing broke.
 fn framing_error(e: FrameError) -> Vec<u8> {
     let body = Response::Error(WireError {

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use tokio::net::UnixListener;
 
-use super::{SharedEnclave, serve_connection};
+use super::{SharedEnclave, is_transient_accept_error, spawn_connection};
 
 /// A bound Unix socket, removed from the file system on drop.
 #[derive(Debug)]
@@ -47,6 +47,9 @@ impl Listener {
 
     /// Accepts connections until `shutdown` resolves, serving each on its own task.
     ///
+    /// A connection that fails while being accepted is skipped; any other `accept` error ends
+    /// the listener.
+    ///
     /// # Errors
     /// A failing `accept`.
     pub async fn serve(self, enclave: SharedEnclave, shutdown: impl Future<Output = ()>) -> io::Result<()> {
@@ -54,15 +57,13 @@ impl Listener {
         loop {
             tokio::select! {
                 () = &mut shutdown => return Ok(()),
-                accepted = self.inner.accept() => {
-                    let (stream, _) = accepted?;
-                    let enclave = SharedEnclave::clone(&enclave);
-                    tokio::spawn(async move {
-                        if let Err(e) = serve_connection(stream, enclave).await {
-                            tracing::info!(error = %e, "connection closed");
-                        }
-                    });
-                }
+                accepted = self.inner.accept() => match accepted {
+                    Ok((stream, _)) => spawn_connection(stream, &enclave),
+                    Err(e) if is_transient_accept_error(&e) => {
+                        tracing::info!(error = %e, "accept failed; continuing");
+                    }
+                    Err(e) => return Err(e),
+                },
             }
         }
     }

@@ -2,7 +2,7 @@
 //! (Nitro, or a confidential VM with a virtio-vsock device).
 //!
 //! The listener binds a port on a context id — normally [`VMADDR_CID_ANY`], i.e. "whatever CID
-//! this VM has" — and serves each accepted connection with [`serve_connection`], exactly like
+//! this VM has" — and serves each accepted connection with [`serve_connection`](super::serve_connection), exactly like
 //! the Unix-socket listener.
 
 use std::io;
@@ -12,7 +12,7 @@ use tokio_vsock::VsockListener;
 
 pub use tokio_vsock::{VMADDR_CID_ANY, VMADDR_CID_HOST, VsockAddr};
 
-use super::{SharedEnclave, serve_connection};
+use super::{SharedEnclave, is_transient_accept_error, spawn_connection};
 
 /// Why a `CID:PORT` string is not a vsock address.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -94,27 +94,17 @@ impl Listener {
                             tracing::debug!(cid = peer.cid(), port = peer.port(), "vsock connection accepted");
                             stream
                         }
-                        Err(e) if is_transient(&e) => {
+                        Err(e) if is_transient_accept_error(&e) => {
                             tracing::info!(error = %e, "vsock accept failed; continuing");
                             continue;
                         }
                         Err(e) => return Err(e),
                     };
-                    let enclave = SharedEnclave::clone(&enclave);
-                    tokio::spawn(async move {
-                        if let Err(e) = serve_connection(stream, enclave).await {
-                            tracing::info!(error = %e, "connection closed");
-                        }
-                    });
+                    spawn_connection(stream, &enclave);
                 }
             }
         }
     }
-}
-
-/// `accept` errors that concern one connection, not the listener.
-fn is_transient(e: &io::Error) -> bool {
-    matches!(e.kind(), io::ErrorKind::ConnectionAborted | io::ErrorKind::ConnectionReset | io::ErrorKind::Interrupted)
 }
 
 #[cfg(test)]
