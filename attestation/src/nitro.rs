@@ -1,0 +1,1 @@
+//! AWS Nitro Enclaves attestation documents (being written).
