@@ -23,6 +23,17 @@ impl<K: Ord + Copy, V> BoundedCache<K, V> {
         self.map.get(key)
     }
 
+    pub(crate) fn get_mut(&mut self, key: &K) -> Option<&mut V> {
+        self.map.get_mut(key)
+    }
+
+    /// Removes an entry (O(capacity): only on rare paths such as a closed session).
+    pub(crate) fn remove(&mut self, key: &K) -> Option<V> {
+        let v = self.map.remove(key)?;
+        self.order.retain(|k| k != key);
+        Some(v)
+    }
+
     /// Inserts `value`, evicting the oldest entries beyond capacity. With capacity 0 the
     /// value is dropped at once.
     pub(crate) fn insert(&mut self, key: K, value: V) {

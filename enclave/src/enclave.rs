@@ -1,14 +1,22 @@
 //! The sans-IO enclave: one frame in, one frame out.
 
+mod dev;
+
+use alloc::boxed::Box;
 use alloc::string::ToString;
 use alloc::vec::Vec;
 use core::fmt;
+use ed25519_dalek::{Signer as _, SigningKey};
 use secp256k1::{All, Secp256k1};
 use sha2::{Digest, Sha256};
+use sigil_protocol::session::{self, EnclaveSession};
 use sigil_protocol::{
-    AddressInfo, Bytes, DecodeError, DeriveKek, Eip191Signature, Eip712Signature, Envelope, Epoch, HelloAck, Request,
-    Response, SealedKek, Status, Subject, WireError, frame,
+    AddressInfo, AttestRequest, Attestation, Binding, Bytes, DecodeError, DeriveKek, Eip191Signature, Eip712Signature,
+    Envelope, Epoch, HelloAck, Request, Response, SealedKek, SealedRecord, Status, Subject, WireError, frame,
 };
+use zeroize::Zeroizing;
+
+use crate::attester::{AttestationInput, Attester};
 
 use crate::cache::BoundedCache;
 use crate::eip191;
@@ -34,13 +42,23 @@ pub struct Config {
     pub jwt_cache_capacity: usize,
     /// Derived wallets remembered per `(key_version, omni)`. 0 disables.
     pub wallet_cache_capacity: usize,
+    /// Attested sessions held at once; the oldest is closed first beyond this.
+    pub session_capacity: usize,
+    /// Seconds a session lives after its handshake; the client then opens a new one.
+    pub session_lifetime_secs: u64,
 }
 
 impl Config {
     /// Defaults sized for a busy broker: 4096 tokens, 16384 wallets (a few MiB).
     #[must_use]
     pub const fn new(broker_key: BrokerKey) -> Self {
-        Self { broker_key, jwt_cache_capacity: 4096, wallet_cache_capacity: 16384 }
+        Self {
+            broker_key,
+            jwt_cache_capacity: 4096,
+            wallet_cache_capacity: 16384,
+            session_capacity: 4096,
+            session_lifetime_secs: 3600,
+        }
     }
 }
 
@@ -53,6 +71,11 @@ pub struct Enclave {
     jwt_cache: BoundedCache<[u8; 32], Claims>,
     wallet_cache: BoundedCache<(u8, [u8; 32]), WalletKey>,
     operations_until_rerandomize: u32,
+    attester: Option<Box<dyn Attester>>,
+    /// Long-term response-signing key, drawn from `Env` on first use (the core has no
+    /// entropy at construction). Its public half is bound into every piece of evidence.
+    signing_key: Option<SigningKey>,
+    sessions: BoundedCache<[u8; 16], EnclaveSession>,
 }
 
 impl fmt::Debug for Enclave {
@@ -61,6 +84,8 @@ impl fmt::Debug for Enclave {
             .field("k3", &self.k3)
             .field("jwt_cache", &self.jwt_cache)
             .field("wallet_cache", &self.wallet_cache)
+            .field("attester", &self.attester)
+            .field("sessions", &self.sessions)
             .finish_non_exhaustive()
     }
 }
@@ -72,6 +97,9 @@ impl Enclave {
         Self {
             jwt_cache: BoundedCache::new(config.jwt_cache_capacity),
             wallet_cache: BoundedCache::new(config.wallet_cache_capacity),
+            sessions: BoundedCache::new(config.session_capacity),
+            attester: None,
+            signing_key: None,
             config,
             k3: K3Store::new(),
             secp: Secp256k1::new(),
@@ -85,6 +113,19 @@ impl Enclave {
     pub fn load_k3(&mut self, key_version: u8, k3: K3) {
         self.k3.insert(key_version, k3);
         self.wallet_cache.clear();
+    }
+
+    /// Installs the platform's attester; without one, attestation requests fail with
+    /// `attestation_unavailable`.
+    pub fn set_attester(&mut self, attester: Box<dyn Attester>) {
+        self.attester = Some(attester);
+    }
+
+    /// The public half of the response-signing key, once it exists (after the first
+    /// attestation or `/dev/*` call).
+    #[must_use]
+    pub fn signing_public_key(&self) -> Option<[u8; 32]> {
+        self.signing_key.as_ref().map(|k| k.verifying_key().to_bytes())
     }
 
     /// The loaded epochs.
@@ -166,6 +207,9 @@ impl Enclave {
                 }))
             }
             Request::DeriveKek(r) => self.derive_kek(&r, env),
+            Request::Attest(r) => self.attest(&r, env),
+            Request::Sealed(r) => self.sealed(&r, env),
+            Request::DevCall(c) => self.dev_call(&c, env),
             // A variant added to the protocol crate before this enclave learnt to serve it.
             _ => Err(Error::InvalidRequest("request type not supported by this enclave")),
         }
@@ -241,7 +285,7 @@ impl Enclave {
     /// every [`RERANDOMIZE_EVERY`] operations.
     fn blind(&mut self, env: &mut impl Env) -> Result<(), Error> {
         if self.operations_until_rerandomize == 0 {
-            let mut seed = zeroize::Zeroizing::new([0u8; 32]);
+            let mut seed = Zeroizing::new([0u8; 32]);
             env.fill_random(seed.as_mut_slice())?;
             self.secp.seeded_randomize(&seed);
             self.operations_until_rerandomize = RERANDOMIZE_EVERY;
@@ -262,6 +306,117 @@ impl Enclave {
             encapsulated_key: Bytes(enc),
             ciphertext,
         }))
+    }
+}
+
+/// The attested session (SPEC §5).
+impl Enclave {
+    /// The response-signing key, created from fresh entropy on first use.
+    fn signing_key(&mut self, env: &mut impl Env) -> Result<&SigningKey, Error> {
+        if self.signing_key.is_none() {
+            let mut seed = Zeroizing::new([0u8; 32]);
+            env.fill_random(seed.as_mut_slice())?;
+            self.signing_key = Some(SigningKey::from_bytes(&seed));
+        }
+        self.signing_key.as_ref().ok_or(Error::Internal(InternalError::Encode))
+    }
+
+    /// Signs `message` with the attested response-signing key.
+    fn sign_response(&mut self, message: &[u8], env: &mut impl Env) -> Result<[u8; 64], Error> {
+        Ok(self.signing_key(env)?.sign(message).to_bytes())
+    }
+
+    fn current_fingerprint(&self) -> [u8; 32] {
+        let current = self.k3.current();
+        self.k3.fingerprints().find(|(v, _)| Some(*v) == current).map_or([0; 32], |(_, fp)| fp)
+    }
+
+    /// Evidence bound to the client's nonce and keys; with a client key, also a session.
+    fn attest(&mut self, r: &AttestRequest, env: &mut impl Env) -> Result<Response, Error> {
+        if self.attester.is_none() {
+            return Err(Error::AttestationUnavailable(crate::attester::AttestError(
+                "this enclave has no attester configured".into(),
+            )));
+        }
+        let signing_pub = self.signing_key(env)?.verifying_key().to_bytes();
+        let enclave_secret = match r.client_pub {
+            Some(_) => {
+                let mut secret = Zeroizing::new([0u8; 32]);
+                env.fill_random(secret.as_mut_slice())?;
+                Some(secret)
+            }
+            None => None,
+        };
+        let enclave_pub = enclave_secret.as_ref().map(|s| Bytes(session::x25519_public(s)));
+        let k3_fingerprint = self.current_fingerprint();
+        let unix_time = env.unix_time();
+        let Some(attester) = self.attester.as_mut() else {
+            return Err(Error::Internal(InternalError::Encode));
+        };
+        let platform = attester.platform();
+        let binding = Binding {
+            platform,
+            client_nonce: &r.client_nonce.0,
+            client_pub: r.client_pub.as_ref().map_or(&[], |k| &k.0),
+            enclave_pub: enclave_pub.as_ref().map_or(&[], |k| &k.0),
+            signing_pub: &signing_pub,
+            k3_fingerprint: &k3_fingerprint,
+            protocol_version: frame::PROTOCOL_VERSION,
+        }
+        .hash();
+        let evidence = attester
+            .attest(&AttestationInput { user_data: &binding, nonce: &r.client_nonce.0, public_key: &signing_pub, unix_time })
+            .map_err(Error::AttestationUnavailable)?;
+        if evidence.platform != platform {
+            return Err(Error::Internal(InternalError::Encode));
+        }
+        if let (Some(secret), Some(client_pub)) = (&enclave_secret, &r.client_pub) {
+            let session = EnclaveSession::new(secret, &client_pub.0, &binding, unix_time)
+                .map_err(|_| Error::InvalidRequest("client x25519 key is of low order"))?;
+            self.sessions.insert(session.id(), session);
+        }
+        Ok(Response::Attestation(Attestation {
+            protocol_version: frame::PROTOCOL_VERSION,
+            enclave_pub,
+            signing_pub: Bytes(signing_pub),
+            k3_fingerprint: Bytes(k3_fingerprint),
+            evidence,
+        }))
+    }
+
+    /// Opens a sealed request, serves it, seals the answer. Any integrity failure closes the
+    /// session: the client must handshake again (and learns nothing it can be fooled by).
+    fn sealed(&mut self, record: &SealedRecord, env: &mut impl Env) -> Result<Response, Error> {
+        let id = record.session_id.0;
+        let now = env.unix_time();
+        let lifetime = self.config.session_lifetime_secs;
+        let session = self.sessions.get_mut(&id).ok_or(Error::UnknownSession)?;
+        if now.saturating_sub(session.opened_at) > lifetime {
+            self.sessions.remove(&id);
+            return Err(Error::UnknownSession);
+        }
+        let (counter, plaintext) = match session.open_request(record) {
+            Ok(opened) => opened,
+            Err(e) => {
+                self.sessions.remove(&id);
+                return Err(Error::Session(e));
+            }
+        };
+        // Errors of the inner request travel sealed, so the host can neither read nor forge them.
+        let inner = match sigil_protocol::decode_payload::<Request>(&plaintext) {
+            Ok(Request::Attest(_) | Request::Sealed(_) | Request::DevCall(_) | Request::Hello(_)) => {
+                Err(Error::InvalidRequest("request type not allowed inside a session"))
+            }
+            Ok(req) => self.dispatch(req, env),
+            Err(e) => Err(Error::Decode(e)),
+        };
+        drop(plaintext);
+        let response = inner.unwrap_or_else(|e| Response::Error(WireError { code: e.code(), message: e.to_string() }));
+        let encoded =
+            Zeroizing::new(postcard::to_allocvec(&response).map_err(|_| Error::Internal(InternalError::Encode))?);
+        let session = self.sessions.get(&id).ok_or(Error::UnknownSession)?;
+        let sealed = session.seal_response(counter, &encoded).map_err(|_| Error::Internal(InternalError::Encode))?;
+        Ok(Response::Sealed(sealed))
     }
 }
 

@@ -3,6 +3,9 @@
 
 use sigil_protocol::{DecodeError, ErrorCode};
 
+use sigil_protocol::session::SessionError;
+
+use crate::attester::AttestError;
 use crate::eip712::Eip712Error;
 use crate::env::EntropyUnavailable;
 use crate::jwt::JwtError;
@@ -29,6 +32,16 @@ pub enum Error {
     /// A field is well-formed on the wire but unacceptable.
     #[error("invalid request: {0}")]
     InvalidRequest(&'static str),
+    /// The platform could not attest (or no attester is configured).
+    #[error("{0}")]
+    AttestationUnavailable(AttestError),
+    /// A sealed record names a session this enclave does not hold (expired, evicted, or
+    /// the enclave restarted).
+    #[error("unknown or expired session")]
+    UnknownSession,
+    /// A sealed record failed its integrity checks; the session is closed.
+    #[error("session closed: {0}")]
+    Session(SessionError),
     /// Nobody's input is at fault.
     #[error("internal error: {0}")]
     Internal(#[from] InternalError),
@@ -79,6 +92,9 @@ impl Error {
             Self::UnknownKeyVersion(_) => ErrorCode::UnknownKeyVersion,
             Self::TypedData(_) => ErrorCode::InvalidTypedData,
             Self::InvalidRequest(_) => ErrorCode::InvalidRequest,
+            Self::AttestationUnavailable(_) => ErrorCode::AttestationUnavailable,
+            Self::UnknownSession => ErrorCode::UnknownSession,
+            Self::Session(_) => ErrorCode::SessionIntegrity,
             Self::Internal(_) => ErrorCode::Internal,
         }
     }

@@ -45,6 +45,7 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+pub mod attester;
 mod cache;
 pub mod eip191;
 pub mod eip712;

@@ -45,6 +45,13 @@ pub enum ErrorCode {
     MalformedFrame,
     /// A K3 epoch was requested that this enclave does not hold.
     UnknownKeyVersion,
+    /// This enclave has no attester (or the platform refused to attest).
+    AttestationUnavailable,
+    /// The sealed record names a session the enclave does not have (expired, evicted, or the
+    /// enclave restarted): open a new session.
+    UnknownSession,
+    /// A sealed record was altered, replayed, reordered or dropped; the session is closed.
+    SessionIntegrity,
     /// A code this build does not know (sent by a newer peer).
     Other(UnknownCode),
 }
@@ -84,6 +91,9 @@ impl ErrorCode {
             Self::UnsupportedVersion => 15,
             Self::MalformedFrame => 16,
             Self::UnknownKeyVersion => 17,
+            Self::AttestationUnavailable => 18,
+            Self::UnknownSession => 19,
+            Self::SessionIntegrity => 20,
             Self::Other(n) => n.0,
         }
     }
@@ -109,6 +119,9 @@ impl ErrorCode {
             15 => Self::UnsupportedVersion,
             16 => Self::MalformedFrame,
             17 => Self::UnknownKeyVersion,
+            18 => Self::AttestationUnavailable,
+            19 => Self::UnknownSession,
+            20 => Self::SessionIntegrity,
             n => Self::Other(UnknownCode(n)),
         }
     }
@@ -135,6 +148,9 @@ impl ErrorCode {
             Self::UnsupportedVersion => "unsupported_version",
             Self::MalformedFrame => "malformed_frame",
             Self::UnknownKeyVersion => "unknown_key_version",
+            Self::AttestationUnavailable => "attestation_unavailable",
+            Self::UnknownSession => "unknown_session",
+            Self::SessionIntegrity => "session_integrity",
         }
     }
 
@@ -163,7 +179,11 @@ impl ErrorCode {
             Self::PayloadTooLarge => 413,
             Self::UnsupportedMediaType => 415,
             Self::RateLimited => 429,
-            Self::SignerDisabled | Self::EnclaveUnavailable | Self::UnknownKeyVersion => 503,
+            Self::SignerDisabled | Self::EnclaveUnavailable | Self::UnknownKeyVersion | Self::AttestationUnavailable => {
+                503
+            }
+            Self::UnknownSession => 410,
+            Self::SessionIntegrity => 400,
             Self::Internal | Self::UnsupportedVersion | Self::MalformedFrame | Self::Other(_) => 500,
         }
     }

@@ -33,10 +33,12 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+pub mod attest;
 mod bytes;
 mod error;
 pub mod frame;
 mod message;
+pub mod session;
 
 #[doc(hidden)]
 pub mod fuzzing;
@@ -44,11 +46,13 @@ pub mod fuzzing;
 pub use bytes::Bytes;
 pub use error::{ErrorCode, UnknownCode};
 pub use frame::{Deframer, Frame, FrameError, MAX_PAYLOAD, PROTOCOL_VERSION};
+pub use attest::{AttestRequest, Attestation, Binding, Evidence, Platform};
 pub use message::{
-    AddressInfo, BrokerToken, DeriveAddress, DeriveKek, Eip191Signature, Eip712Signature, Envelope, Epoch, Hello,
+    AddressInfo, BrokerToken, DEV_RESPONSE_LABEL, DevCall, DevResponse, DevRoute, DeriveAddress, DeriveKek, Eip191Signature, Eip712Signature, Envelope, Epoch, Hello,
     HelloAck, KEK_AAD_LABEL, MAX_KEK_CONTEXT, OmniAccount, Request, Response, SealedKek, SignEip191, SignEip712,
-    Status, Subject, WireError,
+    Status, Subject, WireError, dev_response_signed_bytes,
 };
+pub use session::SealedRecord;
 
 use alloc::vec::Vec;
 use core::fmt;

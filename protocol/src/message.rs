@@ -12,7 +12,9 @@ use serde::{Deserialize, Serialize};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use crate::ErrorCode;
+use crate::attest::{AttestRequest, Attestation};
 use crate::bytes::Bytes;
+use crate::session::SealedRecord;
 
 /// A request or response with the id that pairs them. One connection carries many requests
 /// at once; responses may come back in any order and are matched by `request_id`.
@@ -93,6 +95,16 @@ pub enum Request {
     SignEip712(SignEip712),
     /// A native v2 KEK, sealed to the caller; answered with [`Response::SealedKek`].
     DeriveKek(DeriveKek),
+    /// Evidence bound to a nonce, optionally opening a session; answered with
+    /// [`Response::Attestation`].
+    Attest(AttestRequest),
+    /// A request sealed inside an attested session (its plaintext is a postcard [`Request`]);
+    /// answered with [`Response::Sealed`] (plaintext: a postcard [`Response`]).
+    Sealed(SealedRecord),
+    /// A plain `/dev/*` HTTP call passed through whole, so the enclave parses the body the
+    /// client sent and signs the body the client will get; answered with
+    /// [`Response::DevResponse`].
+    DevCall(DevCall),
 }
 
 /// The version range the sender speaks.
@@ -193,6 +205,78 @@ pub enum Response {
     Eip712Signature(Eip712Signature),
     /// Answer to [`Request::DeriveKek`].
     SealedKek(SealedKek),
+    /// Answer to [`Request::Attest`].
+    Attestation(Attestation),
+    /// Answer to [`Request::Sealed`].
+    Sealed(SealedRecord),
+    /// Answer to [`Request::DevCall`].
+    DevResponse(DevResponse),
+}
+
+/// The plain agentKeys routes the enclave answers itself. Append-only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum DevRoute {
+    /// `POST /dev/derive-address`.
+    DeriveAddress,
+    /// `POST /dev/sign-message`.
+    SignMessage,
+    /// `POST /dev/sign-typed-data`.
+    SignTypedData,
+}
+
+impl DevRoute {
+    /// The HTTP path.
+    #[must_use]
+    pub const fn path(self) -> &'static str {
+        match self {
+            Self::DeriveAddress => "/dev/derive-address",
+            Self::SignMessage => "/dev/sign-message",
+            Self::SignTypedData => "/dev/sign-typed-data",
+        }
+    }
+}
+
+/// A `/dev/*` request as the HTTP client sent it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DevCall {
+    /// Which route.
+    pub route: DevRoute,
+    /// The bearer token from `Authorization` (verified again by the enclave).
+    pub token: BrokerToken,
+    /// The raw JSON request body.
+    pub body: Vec<u8>,
+}
+
+/// The HTTP answer to a [`DevCall`], signed by the enclave's attested response-signing key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DevResponse {
+    /// HTTP status.
+    pub status: u16,
+    /// The exact JSON response body.
+    pub body: Vec<u8>,
+    /// Ed25519 signature over [`dev_response_signed_bytes`].
+    pub signature: Bytes<64>,
+}
+
+/// Domain-separation label of a `/dev/*` response signature.
+pub const DEV_RESPONSE_LABEL: &[u8] = b"sigil/dev-response/v1";
+
+/// What the enclave signs for a `/dev/*` answer: `"sigil/dev-response/v1" || u16_be(len(path))
+/// || path || SHA-256(request body) || u16_be(status) || SHA-256(response body)`. A client
+/// recomputes it from what it sent and what it received, so a host that alters the request,
+/// the response, the route or the status is caught.
+#[must_use]
+pub fn dev_response_signed_bytes(path: &str, request_body: &[u8], status: u16, response_body: &[u8]) -> Vec<u8> {
+    use sha2::{Digest, Sha256};
+    let mut out = Vec::with_capacity(DEV_RESPONSE_LABEL.len() + 2 + path.len() + 66);
+    out.extend_from_slice(DEV_RESPONSE_LABEL);
+    out.extend_from_slice(&u16::try_from(path.len()).unwrap_or(u16::MAX).to_be_bytes());
+    out.extend_from_slice(path.as_bytes());
+    out.extend_from_slice(&Sha256::digest(request_body));
+    out.extend_from_slice(&status.to_be_bytes());
+    out.extend_from_slice(&Sha256::digest(response_body));
+    out
 }
 
 /// A failure with its stable code. The message is for humans and never contains secrets.
