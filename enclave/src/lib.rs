@@ -34,7 +34,8 @@
 //! ```
 //!
 //! Features: `std` (default: the runtime and the `sigil-enclave` binary), `sim` (simulation
-//! transports), `nitro` / `snp` (platform attesters, later). Without `std` the crate is
+//! transports and the simulated attester), `nitro` / `snp` (the platform attesters, see
+//! [`attester`]). Without `std` the crate is
 //! `no_std`.
 #![no_std]
 #![warn(clippy::indexing_slicing)]

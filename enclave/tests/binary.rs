@@ -296,3 +296,72 @@ fn replaces_a_stale_socket_left_by_a_crash() {
     let mut c = Conn::open(&e.socket);
     assert!(matches!(c.call(Request::Status), Response::Status(_)));
 }
+
+#[test]
+fn attester_flags_are_checked_before_listening() {
+    let broker = Broker::new();
+    let dir = tempfile::tempdir().unwrap();
+    // `--sim-ca` without `--attester sim` is a mistake, not silently ignored.
+    let (mut cmd, socket) = command(dir.path(), &broker);
+    let out = cmd.arg("--sim-ca").arg(dir.path().join("ca")).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--sim-ca is only used with --attester sim"));
+    assert!(!socket.exists() && !dir.path().join("ca").exists());
+    // An attester this build lacks is refused by name.
+    for (kind, built) in [("nitro", cfg!(feature = "nitro")), ("snp", cfg!(feature = "snp"))] {
+        let (mut cmd, _) = command(dir.path(), &broker);
+        let out = cmd.arg("--attester").arg(kind).output().unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        let err = String::from_utf8_lossy(&out.stderr);
+        if !built {
+            assert!(
+                err.contains(&format!("this build has no {kind} attester; rebuild with --features {kind}")),
+                "{err}"
+            );
+        }
+    }
+}
+
+#[cfg(feature = "sim")]
+#[test]
+fn sim_attester_needs_sim_ca_and_persists_its_root() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let broker = Broker::new();
+    let dir = tempfile::tempdir().unwrap();
+    let (mut cmd, _) = command(dir.path(), &broker);
+    let out = cmd.arg("--attester").arg("sim").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--attester sim needs --sim-ca"));
+
+    let ca_dir = dir.path().join("sim-ca");
+    let start_sim = |ca_dir: &Path| {
+        let ca_dir = ca_dir.to_path_buf();
+        start(&broker, move |cmd, _| {
+            cmd.arg("--attester").arg("sim").arg("--sim-ca").arg(&ca_dir);
+        })
+    };
+    let e = start_sim(&ca_dir);
+    let mut c = Conn::open(&e.socket);
+    assert!(matches!(c.call(Request::Status), Response::Status(_)));
+    let cert = std::fs::read_to_string(ca_dir.join("sim-root.pem")).unwrap();
+    assert!(cert.starts_with("-----BEGIN CERTIFICATE-----"));
+    let key_mode = std::fs::metadata(ca_dir.join("sim-root.key")).unwrap().permissions().mode();
+    assert_eq!(key_mode & 0o777, 0o600);
+    // The installed attester answers: a simulated, untagged COSE_Sign1 document.
+    let attest = sigil_protocol::AttestRequest { client_nonce: sigil_protocol::Bytes([9; 32]), client_pub: None };
+    match c.call(Request::Attest(attest)) {
+        Response::Attestation(a) => {
+            assert_eq!(a.evidence.platform, sigil_protocol::Platform::Sim);
+            assert_eq!(a.evidence.document.first(), Some(&0x84));
+        }
+        other => panic!("{other:?}"),
+    }
+    drop(c);
+    drop(e);
+    // A restarted enclave keeps its root.
+    let e = start_sim(&ca_dir);
+    let mut c = Conn::open(&e.socket);
+    assert!(matches!(c.call(Request::Status), Response::Status(_)));
+    assert_eq!(std::fs::read_to_string(ca_dir.join("sim-root.pem")).unwrap(), cert);
+}

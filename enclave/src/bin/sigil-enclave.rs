@@ -1,13 +1,15 @@
 //! `sigil-enclave`: the enclave runtime. Inside a TEE it listens on vsock; for development
 //! and tests it listens on a Unix socket. K3 comes from a file or the environment until the
-//! attested provisioning ceremony lands.
+//! attested provisioning ceremony lands. `--attester` picks where attestation evidence comes
+//! from; each platform's attester exists only in builds with its feature.
 #![forbid(unsafe_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 
-use clap::Parser;
+use clap::{Parser, ValueEnum};
+use sigil_enclave::attester::Attester;
 use sigil_enclave::jwt::BrokerKey;
 use sigil_enclave::runtime::{unix, vsock};
 use sigil_enclave::{Config, Enclave, K3};
@@ -37,6 +39,109 @@ struct Args {
     /// The epoch (`key_version`) the K3 is loaded as.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..))]
     key_version: u8,
+    /// Where attestation evidence comes from. `none`: attestation requests fail with
+    /// `attestation_unavailable`. `sim`: documents signed by a test CA (development only;
+    /// needs `--sim-ca`). `nitro`: `/dev/nsm`. `snp`: `/dev/sev-guest`. Each needs a build
+    /// with the feature of the same name.
+    #[arg(long, value_enum, default_value_t = AttesterKind::None, value_name = "KIND")]
+    attester: AttesterKind,
+    /// Directory of the simulated attester's root CA (`sim-root.pem`, `sim-root.key`):
+    /// loaded if present, generated otherwise, so a restarted enclave keeps the root its
+    /// clients pinned. Required with `--attester sim`.
+    #[arg(long, value_name = "DIR")]
+    sim_ca: Option<PathBuf>,
+}
+
+/// The values of `--attester`. Every build accepts all of them on the command line so that a
+/// build lacking one can say which feature is missing instead of "invalid value".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum AttesterKind {
+    /// No attester.
+    None,
+    /// Simulated (feature `sim`).
+    Sim,
+    /// AWS Nitro Enclaves (feature `nitro`).
+    Nitro,
+    /// AMD SEV-SNP (feature `snp`).
+    Snp,
+}
+
+impl AttesterKind {
+    fn name(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Sim => "sim",
+            Self::Nitro => "nitro",
+            Self::Snp => "snp",
+        }
+    }
+}
+
+/// The error for an attester this build was compiled without.
+#[allow(dead_code, reason = "unused in a build with every attester feature")]
+fn not_built(kind: AttesterKind) -> String {
+    let name = kind.name();
+    format!("this build has no {name} attester; rebuild with --features {name}")
+}
+
+/// The attester `--attester` asks for, or `None` for `--attester none`.
+fn make_attester(args: &Args) -> Result<Option<Box<dyn Attester>>, String> {
+    if args.sim_ca.is_some() && args.attester != AttesterKind::Sim {
+        return Err("--sim-ca is only used with --attester sim".into());
+    }
+    match args.attester {
+        AttesterKind::None => Ok(None),
+        AttesterKind::Sim => sim_attester(args.sim_ca.as_deref()).map(Some),
+        AttesterKind::Nitro => nitro_attester().map(Some),
+        AttesterKind::Snp => snp_attester().map(Some),
+    }
+}
+
+#[cfg(feature = "sim")]
+fn sim_attester(dir: Option<&Path>) -> Result<Box<dyn Attester>, String> {
+    use sigil_enclave::attester::sim::{SimAttester, SimCa};
+    use std::time::{SystemTime, UNIX_EPOCH};
+
+    let dir = dir.ok_or("--attester sim needs --sim-ca DIR (where the simulated root CA is kept)")?;
+    let ca = SimCa::load_or_generate(dir).map_err(|e| format!("--sim-ca {}: {e}", dir.display()))?;
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_err(|e| format!("system clock: {e}"))?.as_secs();
+    let attester = SimAttester::new(&ca, now).map_err(|e| e.to_string())?;
+    let root_sha256 = hex::encode(ring::digest::digest(&ring::digest::SHA256, ca.root_der()));
+    tracing::warn!(
+        sim_ca = %dir.join(sigil_enclave::attester::sim::ROOT_CERT_FILE).display(),
+        %root_sha256,
+        "simulated attestation: evidence is signed by a test CA, not by a TEE; no production verifier accepts it"
+    );
+    Ok(Box::new(attester))
+}
+
+#[cfg(not(feature = "sim"))]
+fn sim_attester(_dir: Option<&Path>) -> Result<Box<dyn Attester>, String> {
+    Err(not_built(AttesterKind::Sim))
+}
+
+#[cfg(feature = "nitro")]
+fn nitro_attester() -> Result<Box<dyn Attester>, String> {
+    let attester = sigil_enclave::attester::nitro::NitroAttester::new().map_err(|e| e.to_string())?;
+    tracing::info!("attestation: AWS Nitro (/dev/nsm)");
+    Ok(Box::new(attester))
+}
+
+#[cfg(not(feature = "nitro"))]
+fn nitro_attester() -> Result<Box<dyn Attester>, String> {
+    Err(not_built(AttesterKind::Nitro))
+}
+
+#[cfg(feature = "snp")]
+fn snp_attester() -> Result<Box<dyn Attester>, String> {
+    let attester = sigil_enclave::attester::snp::SnpAttester::new().map_err(|e| e.to_string())?;
+    tracing::info!("attestation: AMD SEV-SNP (/dev/sev-guest)");
+    Ok(Box::new(attester))
+}
+
+#[cfg(not(feature = "snp"))]
+fn snp_attester() -> Result<Box<dyn Attester>, String> {
+    Err(not_built(AttesterKind::Snp))
 }
 
 fn main() -> ExitCode {
@@ -94,10 +199,17 @@ fn parse_listen(s: &str) -> Result<ListenAddr, String> {
 
 fn run(args: Args) -> Result<(), String> {
     let listen = parse_listen(&args.listen)?;
+    // Before anything else that may take a while: a wrong `--attester` is a configuration
+    // error worth reporting at once.
+    let attester = make_attester(&args)?;
     let pem = read_small(&args.broker_pubkey, MAX_KEY_FILE, "broker key")?;
     let broker_key =
         BrokerKey::from_spki_pem(&pem).map_err(|e| format!("broker key {}: {e}", args.broker_pubkey.display()))?;
     let mut enclave = Enclave::new(Config::new(broker_key));
+    match attester {
+        Some(attester) => enclave.set_attester(attester),
+        None => tracing::info!("no attester (--attester none): attestation requests will be refused"),
+    }
     match load_k3(&args)? {
         Some(k3) => {
             tracing::info!(key_version = args.key_version, k3_fingerprint = %hex::encode(k3.fingerprint()), "K3 loaded");
