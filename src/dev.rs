@@ -3,6 +3,10 @@
 //! HTTPS on 127.0.0.1:8092 with a generated self-signed certificate, the real enclave code
 //! in-process (simulation), K3 from `DEV_KEY_SERVICE_MASTER_SECRET` or fresh randomness, a
 //! generated broker key, and a ready `curl` line carrying a valid one-hour dev JWT.
+//!
+//! The enclave attests with the simulated attester under a root generated for the run
+//! ([`DevServer::sim_ca`]): real Nitro-format evidence that only a verifier pinning that root
+//! (and accepting the `sim` platform, which no production policy does) will accept.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -13,6 +17,7 @@ use base64ct::{Base64, Base64UrlUnpadded, Encoding};
 use ring::rand::SystemRandom;
 use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
 use sha2::{Digest, Sha256};
+use sigil_enclave::attester::sim::{SimAttester, SimCa};
 use sigil_enclave::jwt::BrokerKey;
 use sigil_enclave::{Config, Enclave, K3};
 use sigil_host::api::{AppState, app};
@@ -59,6 +64,10 @@ pub struct DevArgs {
     /// Per-account burst size.
     #[arg(long, default_value_t = 200.0)]
     pub rate_burst: f64,
+    /// Write the policy that trusts this run's simulated enclave (its sim root, PCRs and
+    /// K3 fingerprint) to this file, for rehearsing `sigil attest` / `sigil verify`.
+    #[arg(long, value_name = "PATH")]
+    pub write_policy: Option<PathBuf>,
 }
 
 /// A broker key pair generated for this run, able to mint dev tokens.
@@ -148,11 +157,44 @@ pub struct DevServer {
     pub enclave: sigil_enclave::runtime::SharedEnclave,
     /// The host state (metrics, client).
     pub state: AppState,
+    /// The root that signs the simulated attester's certificates: pin it to verify this
+    /// server's evidence.
+    pub sim_ca: SimCa,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
 impl DevServer {
+    /// The policy that trusts exactly this server's simulated enclave: platform `sim`, its
+    /// root, the sim PCRs, no debug, 5-minute document age, and its current K3 fingerprint
+    /// (when provisioned).
+    #[must_use]
+    pub fn sim_policy(&self) -> sigil_attestation::Policy {
+        use sigil_attestation::nitro::NitroPolicy;
+        use sigil_attestation::policy::SimPolicy;
+        let pcrs = sigil_enclave::attester::sim::sim_pcrs();
+        let k3_fingerprint = self.enclave.lock().ok().and_then(|e| {
+            let current = e.k3_store().current();
+            e.k3_store().fingerprints().find(|(v, _)| Some(*v) == current).map(|(_, fp)| fp)
+        });
+        sigil_attestation::Policy {
+            platforms: vec![sigil_protocol::Platform::Sim],
+            max_age_secs: 300,
+            allow_debug: false,
+            k3_fingerprint,
+            nitro: None,
+            snp: None,
+            sim: Some(SimPolicy {
+                root_der: self.sim_ca.root_der().to_vec(),
+                nitro: NitroPolicy {
+                    pcrs: pcrs.iter().zip(0u8..).map(|(v, i)| (i, v.to_vec())).collect(),
+                    max_age_secs: Some(300),
+                    allow_debug: false,
+                },
+            }),
+        }
+    }
+
     /// Stops accepting, drains in-flight requests, and waits for the server to finish.
     ///
     /// # Errors
@@ -210,6 +252,11 @@ pub async fn start_with(args: &DevArgs, k3: Option<K3>) -> Result<DevServer, Str
     };
 
     let mut enclave = Enclave::new(Config::new(broker_key));
+    let sim_ca = SimCa::generate().map_err(|e| format!("cannot create the simulated attestation root: {e}"))?;
+    let unix_now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let attester =
+        SimAttester::new(&sim_ca, unix_now).map_err(|e| format!("cannot create the simulated attester: {e}"))?;
+    enclave.set_attester(Box::new(attester));
     if let Some(k3) = k3 {
         tracing::info!(k3_fingerprint = %hex::encode(k3.fingerprint()), "K3 loaded");
         enclave.load_k3(sigil_host::api::COMPAT_KEY_VERSION, k3);
@@ -247,7 +294,7 @@ pub async fn start_with(args: &DevArgs, k3: Option<K3>) -> Result<DevServer, Str
         Some(b) => Some(b.mint(&omni, Duration::from_secs(3600))?),
         None => None,
     };
-    Ok(DevServer { addr, cert_pem, token, omni, broker_pem, enclave, state, shutdown: Some(tx), task })
+    Ok(DevServer { addr, cert_pem, token, omni, broker_pem, enclave, state, sim_ca, shutdown: Some(tx), task })
 }
 
 /// `sigil dev` from the command line: start, print how to use it, serve until Ctrl-C/SIGTERM.
@@ -270,6 +317,13 @@ pub async fn run(args: DevArgs) -> Result<(), String> {
     }
     let cert_path = dir.join("tls-cert.pem");
     std::fs::write(&cert_path, &dev.cert_pem).map_err(|e| format!("cannot write {}: {e}", cert_path.display()))?;
+    let root_path = dir.join("sim-attestation-root.pem");
+    std::fs::write(&root_path, dev.sim_ca.root_pem())
+        .map_err(|e| format!("cannot write {}: {e}", root_path.display()))?;
+    if let Some(path) = &args.write_policy {
+        std::fs::write(path, dev.sim_policy().to_toml())
+            .map_err(|e| format!("cannot write the policy {}: {e}", path.display()))?;
+    }
     let k3_fp = dev
         .enclave
         .lock()
@@ -283,6 +337,16 @@ pub async fn run(args: DevArgs) -> Result<(), String> {
         if imported { "imported from DEV_KEY_SERVICE_MASTER_SECRET" } else { "random, for this run only" }
     );
     println!("  TLS cert: {}", cert_path.display());
+    println!("  evidence: simulated Nitro documents under the test root {}", root_path.display());
+    if let Some(path) = &args.write_policy {
+        println!(
+            "  policy:   {} (check it: sigil attest --url https://{} --ca-cert {} --policy {})",
+            path.display(),
+            dev.addr,
+            cert_path.display(),
+            path.display()
+        );
+    }
     match &dev.token {
         Some(token) => {
             println!("  broker:   generated key; dev JWT below is valid for 1 hour\n");

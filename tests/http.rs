@@ -108,7 +108,7 @@ fn usdc_permit_hashes() -> ([u8; 32], [u8; 32]) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn probes_healthz_readyz_metrics_and_attestation_404() {
+async fn probes_healthz_readyz_metrics_and_attestation_needs_a_nonce() {
     let s = Signer::vectors().await;
     let h = &s.http;
 
@@ -120,7 +120,7 @@ async fn probes_healthz_readyz_metrics_and_attestation_404() {
     assert_eq!(h.get("/readyz").await.ok(), json!({"ready": true}));
 
     for path in ["/dev/attestation", "/dev/attestation?nonce=00112233"] {
-        h.get(path).await.assert_error(404, "not_found");
+        h.get(path).await.assert_error(400, "invalid_request");
     }
 
     // Some traffic for the counters: one signature, one refusal.
@@ -138,7 +138,7 @@ async fn probes_healthz_readyz_metrics_and_attestation_404() {
         "sigil_http_requests_total{route=\"/dev/sign-message\",code=\"ok\"} 1\n",
         "sigil_http_requests_total{route=\"/dev/derive-address\",code=\"unauthorized\"} 1\n",
         "sigil_http_requests_total{route=\"/healthz\",code=\"ok\"} 1\n",
-        "sigil_http_requests_total{route=\"/dev/attestation\",code=\"not_found\"} 2\n",
+        "sigil_http_requests_total{route=\"/dev/attestation\",code=\"invalid_request\"} 2\n",
         "sigil_http_request_duration_seconds_count{route=\"/dev/sign-message\"} 1\n",
         "# TYPE sigil_enclave_reconnects_total counter\nsigil_enclave_reconnects_total 0\n",
         "sigil_enclave_in_flight 0\n",
@@ -772,5 +772,274 @@ async fn independent_python_client() {
     let passed: usize = summary.split(' ').next().unwrap().parse().unwrap();
     assert!(passed >= 40, "only {passed} checks ran:\n{stdout}");
     eprintln!("http_client_check.py: {summary}");
+    s.stop().await;
+}
+
+// ---------------------------------------------------------------------------------------
+// Enclave-signed answers, /dev/attestation and the attested session relay
+
+/// `GET /dev/attestation` for a fresh nonce: checks the JSON against the SPEC §5 binding
+/// (recomputed here) and returns `(signing_pub, k3_fingerprint)`.
+async fn attest(h: &Http) -> ([u8; 32], [u8; 32]) {
+    let nonce: [u8; 32] = rand_bytes();
+    let v = h.get(&format!("/dev/attestation?nonce={}", hex::encode(nonce))).await.ok();
+    let fields: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+    let mut sorted = fields.clone();
+    sorted.sort_unstable();
+    assert_eq!(
+        sorted,
+        ["binding", "evidence", "k3_fingerprint", "nonce", "platform", "protocol_version", "signing_pub"],
+        "{v}"
+    );
+    assert_eq!(v["platform"], "sim");
+    assert_eq!(v["protocol_version"], 1);
+    assert_eq!(v["nonce"], hex0x(&nonce));
+    let signing_pub: [u8; 32] = unhex0x(v["signing_pub"].as_str().unwrap(), 32).try_into().unwrap();
+    let k3_fingerprint: [u8; 32] = unhex0x(v["k3_fingerprint"].as_str().unwrap(), 32).try_into().unwrap();
+    let binding = sigil_protocol::Binding {
+        platform: sigil_protocol::Platform::Sim,
+        client_nonce: &nonce,
+        client_pub: &[],
+        enclave_pub: &[],
+        signing_pub: &signing_pub,
+        k3_fingerprint: &k3_fingerprint,
+        protocol_version: 1,
+    };
+    assert_eq!(unhex0x(v["binding"].as_str().unwrap(), 64), binding.hash());
+    use base64ct::{Base64, Encoding};
+    let document = Base64::decode_vec(v["evidence"]["document"].as_str().unwrap()).unwrap();
+    assert!(document.len() > 100, "a COSE_Sign1 document");
+    assert!(v["evidence"]["certificates"].as_array().unwrap().is_empty(), "Nitro format: the chain is inside");
+    (signing_pub, k3_fingerprint)
+}
+
+fn rand_bytes<const N: usize>() -> [u8; N] {
+    let mut b = [0u8; N];
+    getrandom::fill(&mut b).unwrap();
+    b
+}
+
+/// Asserts that `r` carries a valid enclave signature for `path` and `request`, checked with
+/// ring's Ed25519 (independent of the enclave's ed25519-dalek), and that tampering with
+/// anything the client sent or received breaks it.
+fn assert_signed(r: &Reply, signing_pub: &[u8; 32], path: &str, request: &[u8]) {
+    use ring::signature::{ED25519, UnparsedPublicKey};
+    use sigil_protocol::dev_response_signed_bytes;
+    let header = r.signature.as_deref().unwrap_or_else(|| panic!("{path} {}: no x-sigil-signature", r.status));
+    assert!(header.len() == 128 && header.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
+    let sig = hex::decode(header).unwrap();
+    let key = UnparsedPublicKey::new(&ED25519, signing_pub);
+    key.verify(&dev_response_signed_bytes(path, request, r.status, &r.bytes), &sig)
+        .unwrap_or_else(|_| panic!("{path} {}: signature does not verify: {}", r.status, r.text));
+    let mut body = r.bytes.clone();
+    body.push(b'\n');
+    let mut req = request.to_vec();
+    req.push(b' ');
+    let other_path = if path == "/dev/sign-message" { "/dev/derive-address" } else { "/dev/sign-message" };
+    for tampered in [
+        dev_response_signed_bytes(path, request, if r.status == 200 { 400 } else { 200 }, &r.bytes),
+        dev_response_signed_bytes(path, request, r.status, &body),
+        dev_response_signed_bytes(path, &req, r.status, &r.bytes),
+        dev_response_signed_bytes(other_path, request, r.status, &r.bytes),
+    ] {
+        assert!(key.verify(&tampered, &sig).is_err(), "{path}: a tampered answer verified");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attestation_json_is_bound_to_the_nonce() {
+    let s = Signer::vectors().await;
+    let h = &s.http;
+    let (signing_pub, k3_fingerprint) = attest(h).await;
+    assert_eq!(k3_fingerprint, sigil_enclave::K3::from_bytes(k3_seq_bytes()).fingerprint());
+    // The long-term signing key is stable across handshakes; a `0x` nonce is accepted.
+    let nonce = hex::encode(rand_bytes::<32>());
+    let v = h.get(&format!("/dev/attestation?nonce=0x{nonce}")).await.ok();
+    assert_eq!(v["signing_pub"], hex0x(&signing_pub));
+    assert_eq!(v["nonce"], format!("0x{nonce}"));
+    assert_eq!(attest(h).await.0, signing_pub);
+
+    let good = "ab".repeat(32);
+    for query in [
+        String::new(),
+        "?".into(),
+        "?nonce=".into(),
+        "?nonce=00112233".into(),
+        format!("?nonce={}", &good[..62]),
+        format!("?nonce={good}00"),
+        format!("?nonce=0x{}", &good[..62]),
+        format!("?nonce={}", "zz".repeat(32)),
+        format!("?nonce=0X{good}"),
+        format!("?nonce={good}&nonce={good}"),
+        format!("?nonce=%20{good}"),
+        format!("?other={good}"),
+    ] {
+        let r = h.get(&format!("/dev/attestation{query}")).await;
+        assert_eq!(r.error().as_deref(), Some("invalid_request"), "{query}: {}", r.text);
+        r.assert_error(400, "invalid_request");
+    }
+    // Other parameters are ignored.
+    assert_eq!(h.get(&format!("/dev/attestation?x=1&nonce={good}")).await.status, 200);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_answers_carry_the_enclaves_signature() {
+    let s = Signer::vectors().await;
+    let h = &s.http;
+    let (signing_pub, _) = attest(h).await;
+    let o = omni(0xab);
+    let t = s.token(&o);
+    let xyz = s.token("xyz");
+
+    let typed = json!({"omni_account": o, "typed_data": usdc_permit(false)}).to_string();
+    let pretty = serde_json::to_string_pretty(&json!({"omni_account": o, "typed_data": usdc_permit(true)})).unwrap();
+    let answers: Vec<(&str, &str, String, u16, Option<&str>)> = vec![
+        ("/dev/derive-address", &t, json!({"omni_account": o}).to_string(), 200, None),
+        ("/dev/derive-address", &t, json!({"omni_account": o.to_ascii_uppercase(), "x": [1]}).to_string(), 200, None),
+        ("/dev/sign-message", &t, json!({"omni_account": o, "message_hex": "0x68656c6c6f"}).to_string(), 200, None),
+        ("/dev/sign-typed-data", &t, typed, 200, None),
+        ("/dev/sign-typed-data", &t, pretty, 200, None),
+        // Every error past the host's early checks is the enclave's, and signed.
+        ("/dev/derive-address", &xyz, json!({"omni_account": "xyz"}).to_string(), 400, Some("invalid_omni_account")),
+        (
+            "/dev/sign-message",
+            &xyz,
+            json!({"omni_account": "xyz", "message_hex": "0"}).to_string(),
+            400,
+            Some("invalid_message_hex"),
+        ),
+        (
+            "/dev/sign-message",
+            &t,
+            json!({"omni_account": o, "message_hex": "zz"}).to_string(),
+            400,
+            Some("invalid_message_hex"),
+        ),
+        (
+            "/dev/sign-typed-data",
+            &xyz,
+            json!({"omni_account": "xyz", "typed_data": {}}).to_string(),
+            400,
+            Some("invalid_omni_account"),
+        ),
+        (
+            "/dev/sign-typed-data",
+            &t,
+            json!({"omni_account": o, "typed_data": {}}).to_string(),
+            400,
+            Some("invalid_typed_data"),
+        ),
+        (
+            "/dev/sign-typed-data",
+            &t,
+            json!({"omni_account": o, "typed_data": [1]}).to_string(),
+            400,
+            Some("invalid_request"),
+        ),
+    ];
+    for (path, token, body, status, code) in &answers {
+        let r = h.post_json(path, Some(token), body).await;
+        assert_eq!((r.status, r.error().as_deref()), (*status, *code), "{path} {body}: {}", r.text);
+        assert_eq!(r.content_type, "application/json");
+        assert_signed(&r, &signing_pub, path, body.as_bytes());
+    }
+    // The signed body is the SPEC body: the vectors hold.
+    let body = json!({"omni_account": o, "message_hex": "68656c6c6f"}).to_string();
+    let r = h.post_json("/dev/sign-message", Some(&t), &body).await;
+    assert_eq!(r.json()["signature"], SIG_AB_HELLO);
+    assert_signed(&r, &signing_pub, "/dev/sign-message", body.as_bytes());
+
+    // What the host refuses on its own is not signed: it never reached the enclave.
+    let ok_body = json!({"omni_account": o, "message_hex": "00"}).to_string();
+    let unsigned = [
+        h.post_json("/dev/sign-message", None, &ok_body).await,
+        h.post_json("/dev/sign-message", Some(&s.token(&omni(0x01))), &ok_body).await,
+        h.post_json("/dev/sign-message", Some(&t), "{").await,
+        h.post_json("/dev/derive-address", Some(&t), "{}").await,
+        h.send(Method::POST, "/dev/derive-address", &[], Some(ok_body.clone().into_bytes())).await,
+        h.post_json("/dev/sign-message", Some(&t), &"x".repeat(49 * 1024)).await,
+        h.post_json("/dev/nope", Some(&t), &ok_body).await,
+        h.get("/dev/sign-message").await,
+    ];
+    for r in &unsigned {
+        assert!(r.status >= 400, "{}", r.text);
+        assert_eq!(r.signature, None, "{} {}", r.status, r.text);
+    }
+    let unprovisioned = Signer::start(DevArgs::default(), None).await;
+    let r = unprovisioned.http.derive(&unprovisioned.token(&o), &o).await;
+    r.assert_error(503, "signer_disabled");
+    assert_eq!(r.signature, None);
+    unprovisioned.stop().await;
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attested_session_round_trip_over_https() {
+    use sigil_protocol::session::{ClientSession, x25519_public};
+    use sigil_protocol::{
+        AttestRequest, Attestation, BrokerToken, Bytes, DeriveAddress, OmniAccount, Request, Response, SealedRecord,
+        Subject, decode_payload,
+    };
+
+    let s = Signer::vectors().await;
+    let h = &s.http;
+    let o = omni(0xab);
+    let plain = h.derive(&s.token(&o), &o).await.ok()["address"].as_str().unwrap().to_owned();
+    assert_eq!(plain, ADDR_AB);
+
+    // The client's side by hand: an ephemeral X25519 key, a nonce, the handshake.
+    let secret: [u8; 32] = rand_bytes();
+    let req = AttestRequest { client_nonce: Bytes(rand_bytes()), client_pub: Some(Bytes(x25519_public(&secret))) };
+    let r = h.post_bytes("/v1/session", postcard::to_allocvec(&req).unwrap()).await;
+    assert_eq!((r.status, r.content_type.as_str()), (200, "application/octet-stream"), "{}", r.text);
+    let attestation: Attestation = decode_payload(&r.bytes).unwrap();
+    assert_eq!(attestation.evidence.platform, sigil_protocol::Platform::Sim);
+    let (signing_pub, _) = attest(h).await;
+    assert_eq!(attestation.signing_pub.0, signing_pub);
+    let binding = attestation.binding(&req).hash();
+    let enclave_pub = attestation.enclave_pub.unwrap().0;
+    let mut session = ClientSession::new(&secret, &enclave_pub, &binding).unwrap();
+
+    // One sealed DeriveAddress: the JWT travels inside, the host relays ciphertext.
+    let subject = Subject {
+        token: BrokerToken::new(s.token(&o)),
+        key_version: 1,
+        omni: OmniAccount::from(<[u8; 32]>::try_from(hex::decode(&o).unwrap()).unwrap()),
+    };
+    let inner = postcard::to_allocvec(&Request::DeriveAddress(DeriveAddress { subject })).unwrap();
+    let record = session.seal_request(&inner).unwrap();
+    let r = h.post_bytes("/v1/sealed", postcard::to_allocvec(&record).unwrap()).await;
+    assert_eq!((r.status, r.content_type.as_str()), (200, "application/octet-stream"), "{}", r.text);
+    let sealed: SealedRecord = decode_payload(&r.bytes).unwrap();
+    let opened = session.open_response(record.counter, &sealed).unwrap();
+    match decode_payload::<Response>(&opened).unwrap() {
+        Response::Address(a) => assert_eq!(hex0x(&a.address.0), plain),
+        other => panic!("expected an address, got {other:?}"),
+    }
+
+    // A replayed record closes the session; the closed session is then unknown.
+    h.post_bytes("/v1/sealed", postcard::to_allocvec(&record).unwrap()).await.assert_error(400, "session_integrity");
+    let next = session.seal_request(&inner).unwrap();
+    h.post_bytes("/v1/sealed", postcard::to_allocvec(&next).unwrap()).await.assert_error(410, "unknown_session");
+
+    // Malformed, non-canonical, mistyped and oversized bodies.
+    h.post_bytes("/v1/session", vec![0xff; 8]).await.assert_error(400, "invalid_request");
+    let mut trailing = postcard::to_allocvec(&req).unwrap();
+    trailing.push(0);
+    h.post_bytes("/v1/session", trailing).await.assert_error(400, "invalid_request");
+    h.post_bytes("/v1/sealed", vec![]).await.assert_error(400, "invalid_request");
+    h.post_bytes("/v1/session", vec![0; 2048]).await.assert_error(413, "payload_too_large");
+    h.post_bytes("/v1/sealed", vec![0; 49 * 1024]).await.assert_error(413, "payload_too_large");
+    let body = postcard::to_allocvec(&req).unwrap();
+    for path in ["/v1/session", "/v1/sealed"] {
+        let r = h.send(Method::POST, path, &[("content-type", "application/json")], Some(body.clone())).await;
+        r.assert_error(415, "unsupported_media_type");
+        h.send(Method::GET, path, &[], None).await.assert_error(405, "method_not_allowed");
+    }
+    // Evidence only (no client key): no session is opened.
+    let evidence_only = AttestRequest { client_nonce: Bytes(rand_bytes()), client_pub: None };
+    let r = h.post_bytes("/v1/session", postcard::to_allocvec(&evidence_only).unwrap()).await;
+    assert_eq!(decode_payload::<Attestation>(&r.bytes).unwrap().enclave_pub, None);
     s.stop().await;
 }

@@ -163,19 +163,87 @@ impl Claims {
     /// # Errors
     /// [`JwtError::Expired`], [`JwtError::NotYetValid`], [`JwtError::OmniMismatch`].
     pub fn authorize(&self, now: u64, omni: &[u8; 32]) -> Result<(), JwtError> {
-        if self.exp.saturating_add(LEEWAY_SECS) < now {
-            return Err(JwtError::Expired);
-        }
-        if let Some(nbf) = self.nbf
-            && nbf > now.saturating_add(LEEWAY_SECS)
-        {
-            return Err(JwtError::NotYetValid);
-        }
+        check_time(self.exp, self.nbf, now)?;
         if !ct_eq(&self.omni, omni) {
             return Err(JwtError::OmniMismatch);
         }
         Ok(())
     }
+
+    /// [`Claims::authorize`] against an account as the client wrote it (the plain HTTP
+    /// routes): the claim's hex and `omni_text` are compared case-insensitively, before the
+    /// text's own format is validated (SPEC §2 check order). A text that is not 64 hex digits
+    /// cannot equal a valid claim, so it is a mismatch here.
+    ///
+    /// # Errors
+    /// As [`Claims::authorize`].
+    pub fn authorize_text(&self, now: u64, omni_text: &str) -> Result<(), JwtError> {
+        check_time(self.exp, self.nbf, now)?;
+        let mut omni = [0u8; 32];
+        if omni_text.len() != 64 || hex::decode_to_slice(omni_text, &mut omni).is_err() {
+            return Err(JwtError::OmniMismatch);
+        }
+        if !ct_eq(&self.omni, &omni) {
+            return Err(JwtError::OmniMismatch);
+        }
+        Ok(())
+    }
+}
+
+/// A verified token whose `agentkeys.omni_account` claim is kept as the string the broker
+/// wrote, valid hex or not.
+///
+/// The plain HTTP routes need it: there, a token whose claim matches the body's malformed
+/// account passes the JWT check and the request then fails with `invalid_omni_account`, as
+/// with the signer sigil replaces. Everything else uses [`Claims`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TextClaims {
+    /// `exp`, seconds since the epoch.
+    pub exp: u64,
+    /// `nbf`, if present.
+    pub nbf: Option<u64>,
+    /// `agentkeys.omni_account`, verbatim.
+    pub omni_account: alloc::string::String,
+}
+
+impl TextClaims {
+    /// The [`Claims`] of this token.
+    ///
+    /// # Errors
+    /// [`JwtError::MissingOmniClaim`] when the claim is not 64 hex digits.
+    pub fn to_claims(&self) -> Result<Claims, JwtError> {
+        let mut omni = [0u8; 32];
+        if self.omni_account.len() != 64 || hex::decode_to_slice(&self.omni_account, &mut omni).is_err() {
+            return Err(JwtError::MissingOmniClaim);
+        }
+        Ok(Claims { exp: self.exp, nbf: self.nbf, omni })
+    }
+
+    /// Checks time validity at `now` and that the claim equals `omni_text`, ASCII
+    /// case-insensitively.
+    ///
+    /// # Errors
+    /// [`JwtError::Expired`], [`JwtError::NotYetValid`], [`JwtError::OmniMismatch`].
+    pub fn authorize_text(&self, now: u64, omni_text: &str) -> Result<(), JwtError> {
+        check_time(self.exp, self.nbf, now)?;
+        if !self.omni_account.eq_ignore_ascii_case(omni_text) {
+            return Err(JwtError::OmniMismatch);
+        }
+        Ok(())
+    }
+}
+
+/// `exp` and `nbf` at `now`, each with [`LEEWAY_SECS`].
+fn check_time(exp: u64, nbf: Option<u64>, now: u64) -> Result<(), JwtError> {
+    if exp.saturating_add(LEEWAY_SECS) < now {
+        return Err(JwtError::Expired);
+    }
+    if let Some(nbf) = nbf
+        && nbf > now.saturating_add(LEEWAY_SECS)
+    {
+        return Err(JwtError::NotYetValid);
+    }
+    Ok(())
 }
 
 fn ct_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
@@ -187,6 +255,15 @@ fn ct_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
 /// # Errors
 /// A [`JwtError`] naming the first failed check.
 pub fn verify_token(token: &str, key: &BrokerKey) -> Result<Claims, JwtError> {
+    verify_token_text(token, key)?.to_claims()
+}
+
+/// [`verify_token`] without the account claim's format check: the claim must be a string,
+/// of any content (see [`TextClaims`]).
+///
+/// # Errors
+/// A [`JwtError`] naming the first failed check.
+pub fn verify_token_text(token: &str, key: &BrokerKey) -> Result<TextClaims, JwtError> {
     if token.len() > MAX_TOKEN_LEN {
         return Err(JwtError::TooLong);
     }
@@ -236,11 +313,7 @@ pub fn verify_token(token: &str, key: &BrokerKey) -> Result<Claims, JwtError> {
         .and_then(|a| a.get("omni_account"))
         .and_then(Value::as_str)
         .ok_or(JwtError::MissingOmniClaim)?;
-    let mut omni = [0u8; 32];
-    if omni_hex.len() != 64 || hex::decode_to_slice(omni_hex, &mut omni).is_err() {
-        return Err(JwtError::MissingOmniClaim);
-    }
-    Ok(Claims { exp, nbf, omni })
+    Ok(TextClaims { exp, nbf, omni_account: omni_hex.into() })
 }
 
 fn decode_json(segment: &str) -> Result<Value, JwtError> {
@@ -285,6 +358,25 @@ mod tests {
         assert_eq!(c.authorize(440, &[1; 32]), Ok(()));
         assert_eq!(c.authorize(439, &[1; 32]), Err(JwtError::NotYetValid));
         assert_eq!(c.authorize(800, &[2; 32]), Err(JwtError::OmniMismatch));
+    }
+
+    #[test]
+    fn text_comparisons_ignore_case_before_the_format() {
+        let c = Claims { exp: 1000, nbf: None, omni: [0xab; 32] };
+        let lower = "ab".repeat(32);
+        assert_eq!(c.authorize_text(900, &lower), Ok(()));
+        assert_eq!(c.authorize_text(900, &lower.to_ascii_uppercase()), Ok(()));
+        assert_eq!(c.authorize_text(900, &"ab".repeat(31)), Err(JwtError::OmniMismatch));
+        assert_eq!(c.authorize_text(900, &"cd".repeat(32)), Err(JwtError::OmniMismatch));
+        assert_eq!(c.authorize_text(2000, &lower), Err(JwtError::Expired));
+
+        let t = TextClaims { exp: 1000, nbf: Some(500), omni_account: "xYz".into() };
+        assert_eq!(t.to_claims(), Err(JwtError::MissingOmniClaim));
+        assert_eq!(t.authorize_text(900, "XyZ"), Ok(()));
+        assert_eq!(t.authorize_text(900, "xyz "), Err(JwtError::OmniMismatch));
+        assert_eq!(t.authorize_text(400, "xyz"), Err(JwtError::NotYetValid));
+        let t = TextClaims { exp: 1000, nbf: None, omni_account: "AB".repeat(32) };
+        assert_eq!(t.to_claims(), Ok(Claims { exp: 1000, nbf: None, omni: [0xab; 32] }));
     }
 
     #[test]

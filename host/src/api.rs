@@ -2,25 +2,37 @@
 //! URL* points at, byte-compatible with the signer sigil replaces.
 //!
 //! Check order on every signing route: body parse (415/413/400) → broker JWT (401) → rate
-//! limit (429) → provisioned (503) → `message_hex` (400) → `omni_account` (400) → enclave.
+//! limit (429) → provisioned (503) → `message_hex` (400) → `omni_account` (400) → operation.
+//!
+//! The host makes the checks up to "provisioned" itself, to turn bad or unauthenticated
+//! traffic away early. Everything after is the enclave's: the host relays the raw body
+//! ([`DevCall`]) and answers with the enclave's status and body verbatim plus
+//! `x-sigil-signature`, the enclave's Ed25519 signature over
+//! [`sigil_protocol::dev_response_signed_bytes`], verifiable with the key `/dev/attestation`
+//! attests to. Answers the host makes itself (its early refusals) carry no signature.
+//!
+//! `/v1/session` and `/v1/sealed` relay the attested session (SPEC §5) as postcard bytes:
+//! the host cannot read or alter what travels inside.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Request as HttpRequest, State};
+use axum::extract::{RawQuery, Request as HttpRequest, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response as HttpResponse};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use base64ct::{Base64, Encoding};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 use sigil_protocol::{
-    BrokerToken, DeriveAddress, ErrorCode, OmniAccount, Request, Response, SignEip191, SignEip712, Subject,
+    AttestRequest, Attestation, BrokerToken, DevCall, DevResponse, DevRoute, ErrorCode, Request, Response,
+    SealedRecord, decode_payload,
 };
 
 use crate::audit::{self, AuditLog};
@@ -35,6 +47,10 @@ pub const COMPAT_KEY_VERSION: u8 = 1;
 /// Largest request body accepted. The whole request must fit one 64 KiB enclave frame, token
 /// included.
 pub const MAX_BODY: usize = 48 * 1024;
+/// Largest `/v1/session` body: a postcard `AttestRequest` is at most 67 bytes.
+pub const MAX_SESSION_BODY: usize = 1024;
+/// The header carrying the enclave's signature of a `/dev/*` answer (128 lowercase hex).
+pub const SIGNATURE_HEADER: &str = "x-sigil-signature";
 
 /// How long an enclave's "not provisioned" answer is trusted before the enclave is asked again
 /// (so a freshly provisioned or restarted enclave is noticed within this time, while an
@@ -110,6 +126,8 @@ pub fn app(state: AppState) -> Router {
         .route("/dev/sign-message", post(sign_message))
         .route("/dev/sign-typed-data", post(sign_typed_data))
         .route("/dev/attestation", get(attestation))
+        .route("/v1/session", post(session))
+        .route("/v1/sealed", post(sealed))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -150,6 +168,8 @@ fn route_label(path: &str) -> &'static str {
         "/dev/sign-message" => "/dev/sign-message",
         "/dev/sign-typed-data" => "/dev/sign-typed-data",
         "/dev/attestation" => "/dev/attestation",
+        "/v1/session" => "/v1/session",
+        "/v1/sealed" => "/v1/sealed",
         "/healthz" => "/healthz",
         "/readyz" => "/readyz",
         "/metrics" => "/metrics",
@@ -205,24 +225,57 @@ struct SignTypedDataBody {
     typed_data: Box<RawValue>,
 }
 
-/// Reads and parses a JSON body: content type (415), size (413), JSON shape (400).
-async fn json_body<T: DeserializeOwned>(headers: &HeaderMap, body: Body) -> Result<T, AppError> {
-    let is_json = headers
+/// Whether the request's content type is `mime` (parameters and case ignored).
+fn has_content_type(headers: &HeaderMap, mime: &str) -> bool {
+    headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
-        .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"));
-    if !is_json {
+        .is_some_and(|m| m.trim().eq_ignore_ascii_case(mime))
+}
+
+/// Reads a body of at most `limit` bytes (413 beyond).
+async fn read_body(body: Body, limit: usize) -> Result<Bytes, AppError> {
+    axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| AppError::with(ErrorCode::PayloadTooLarge, format!("request body exceeds {limit} bytes")))
+}
+
+/// Reads and parses a JSON body: content type (415), size (413), JSON shape (400). Returns
+/// the raw bytes too: they are what the enclave reads and signs over.
+async fn json_body<T: DeserializeOwned>(headers: &HeaderMap, body: Body) -> Result<(Bytes, T), AppError> {
+    if !has_content_type(headers, "application/json") {
         return Err(AppError::new(ErrorCode::UnsupportedMediaType, "content type must be application/json"));
     }
-    let bytes: Bytes = axum::body::to_bytes(body, MAX_BODY)
-        .await
-        .map_err(|_| AppError::with(ErrorCode::PayloadTooLarge, format!("request body exceeds {MAX_BODY} bytes")))?;
-    serde_json::from_slice(&bytes).map_err(|e| {
+    let bytes = read_body(body, MAX_BODY).await?;
+    let parsed = serde_json::from_slice(&bytes).map_err(|e| {
         // serde's message names the field and position; it may quote a scalar the client
         // sent, never anything of the token (which is not in the body).
         AppError::with(ErrorCode::InvalidRequest, format!("malformed request: {e}"))
-    })
+    })?;
+    Ok((bytes, parsed))
+}
+
+/// Reads a postcard body (`application/octet-stream`, at most `limit` bytes) as a `T`,
+/// accepting only its canonical encoding.
+async fn postcard_body<T: Serialize + DeserializeOwned>(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<T, AppError> {
+    if !has_content_type(headers, "application/octet-stream") {
+        return Err(AppError::new(ErrorCode::UnsupportedMediaType, "content type must be application/octet-stream"));
+    }
+    let bytes = read_body(body, limit).await?;
+    decode_payload(&bytes)
+        .map_err(|_| AppError::new(ErrorCode::InvalidRequest, "malformed request: not a postcard message"))
+}
+
+/// A `200 application/octet-stream` answer holding `msg` in postcard.
+fn postcard_response<T: Serialize>(msg: &T) -> Result<HttpResponse, AppError> {
+    let bytes =
+        postcard::to_allocvec(msg).map_err(|_| AppError::new(ErrorCode::Internal, "response encoding failed"))?;
+    Ok(([(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"))], bytes).into_response())
 }
 
 impl AppState {
@@ -264,15 +317,66 @@ impl AppState {
                 }
                 Err(AppError::with(e.code, e.message))
             }
-            Ok(r) => {
-                if !self.0.seen_provisioned.load(Ordering::Relaxed) {
-                    self.note_provisioned(true);
-                }
-                Ok(r)
-            }
+            Ok(r) => Ok(r),
             Err(e) => Err(AppError::with(e.code(), e.to_string())),
         }
     }
+
+    /// Relays a `/dev/*` call and answers with the enclave's signed status and body.
+    async fn dev_call(&self, headers: &HeaderMap, route: DevRoute, body: Bytes) -> Result<HttpResponse, AppError> {
+        let token = BrokerToken::new(auth::bearer(headers)?.to_owned());
+        let call = DevCall { route, token, body: body.into() };
+        match self.0.client.call(Request::DevCall(call)).await {
+            Ok(Response::DevResponse(r)) => self.dev_response(r),
+            // The enclave answers every outcome of a route, errors included, with a signed
+            // `DevResponse`; a bare error means it could not serve the call at all (version
+            // skew, no entropy for its signing key): never the HTTP client's fault.
+            Ok(Response::Error(e)) => {
+                Err(AppError::with(ErrorCode::Internal, format!("the enclave could not serve the call: {}", e.message)))
+            }
+            Ok(_) => Err(unexpected()),
+            Err(e) => Err(AppError::with(e.code(), e.to_string())),
+        }
+    }
+
+    fn dev_response(&self, r: DevResponse) -> Result<HttpResponse, AppError> {
+        let status = StatusCode::from_u16(r.status).map_err(|_| unexpected())?;
+        let code = if status.is_success() {
+            if !self.0.seen_provisioned.load(Ordering::Relaxed) {
+                self.note_provisioned(true);
+            }
+            None
+        } else {
+            let code = envelope_code(&r.body);
+            if code == ErrorCode::SignerDisabled {
+                self.note_provisioned(false);
+            }
+            Some(code)
+        };
+        let signature = HeaderValue::from_str(&hex::encode(r.signature.0)).map_err(|_| unexpected())?;
+        let mut resp = (status, r.body).into_response();
+        resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        resp.headers_mut().insert(SIGNATURE_HEADER, signature);
+        if let Some(code) = code {
+            // For metrics and the audit log, like the host's own errors.
+            resp.extensions_mut().insert(code);
+        }
+        Ok(resp)
+    }
+}
+
+/// The code of an enclave-made error envelope, for metrics (`internal` if unreadable).
+fn envelope_code(body: &[u8]) -> ErrorCode {
+    #[derive(Deserialize)]
+    struct Envelope<'a> {
+        #[serde(borrow)]
+        error: std::borrow::Cow<'a, str>,
+    }
+    let Ok(env) = serde_json::from_slice::<Envelope<'_>>(body) else {
+        return ErrorCode::Internal;
+    };
+    // Codes are numbered densely from 1; the SPEC set is well inside the first 64.
+    (1..64).map(ErrorCode::from_u16).find(|c| c.http_code() == env.error).unwrap_or(ErrorCode::Internal)
 }
 
 /// The account as the audit log records it: lowercase, and only when it is well-formed (the
@@ -281,21 +385,10 @@ fn audit_omni(s: &str) -> Option<String> {
     (s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())).then(|| s.to_ascii_lowercase())
 }
 
-fn parse_omni(s: &str) -> Result<OmniAccount, AppError> {
-    let mut out = [0u8; 32];
-    if s.len() != 64 || hex::decode_to_slice(s, &mut out).is_err() {
-        return Err(AppError::new(ErrorCode::InvalidOmniAccount, "omni_account must be 64 hex characters"));
-    }
-    Ok(OmniAccount::from(out))
-}
-
-fn parse_message_hex(s: &str) -> Result<Vec<u8>, AppError> {
-    let s = s.strip_prefix("0x").unwrap_or(s);
-    hex::decode(s).map_err(|_| AppError::new(ErrorCode::InvalidMessageHex, "message_hex must be even-length hex"))
-}
-
-fn subject(headers: &HeaderMap, omni: OmniAccount) -> Result<Subject, AppError> {
-    Ok(Subject { token: BrokerToken::new(auth::bearer(headers)?.to_owned()), key_version: COMPAT_KEY_VERSION, omni })
+/// The message a sign-message request names, for the audit log's hash (the enclave makes
+/// the authoritative check).
+fn message_bytes(s: &str) -> Option<Vec<u8>> {
+    hex::decode(s.strip_prefix("0x").unwrap_or(s)).ok()
 }
 
 fn hex0x(bytes: &[u8]) -> String {
@@ -312,109 +405,124 @@ fn unexpected() -> AppError {
 // ---------------------------------------------------------------------------------------
 // Handlers
 
-#[derive(Serialize)]
-struct AddressOut {
-    address: String,
-    key_version: u8,
-}
-
 async fn derive_address(State(st): State<AppState>, headers: HeaderMap, body: Body) -> Outcome {
     let mut info = AuditInfo::default();
     let result = async {
-        let req: DeriveAddressBody = json_body(&headers, body).await?;
+        let (raw, req): (_, DeriveAddressBody) = json_body(&headers, body).await?;
         info.omni = audit_omni(&req.omni_account);
         st.admit(&headers, &req.omni_account).await?;
-        let omni = parse_omni(&req.omni_account)?;
-        let subject = subject(&headers, omni)?;
-        match st.call(Request::DeriveAddress(DeriveAddress { subject })).await? {
-            Response::Address(a) => {
-                Ok(Json(AddressOut { address: hex0x(&a.address.0), key_version: a.key_version }).into_response())
-            }
-            _ => Err(unexpected()),
-        }
+        st.dev_call(&headers, DevRoute::DeriveAddress, raw).await
     }
     .await;
     Outcome { info, result }
-}
-
-#[derive(Serialize)]
-struct SignatureOut {
-    signature: String,
-    address: String,
-    key_version: u8,
 }
 
 async fn sign_message(State(st): State<AppState>, headers: HeaderMap, body: Body) -> Outcome {
     let mut info = AuditInfo::default();
     let result = async {
-        let req: SignMessageBody = json_body(&headers, body).await?;
+        let (raw, req): (_, SignMessageBody) = json_body(&headers, body).await?;
         info.omni = audit_omni(&req.omni_account);
         st.admit(&headers, &req.omni_account).await?;
-        let message = parse_message_hex(&req.message_hex)?;
-        let omni = parse_omni(&req.omni_account)?;
-        if st.0.audit.is_some() {
-            info.payload_sha256 = Some(hex::encode(Sha256::digest(&message)));
+        if st.0.audit.is_some() && info.omni.is_some() {
+            info.payload_sha256 = message_bytes(&req.message_hex).map(|m| hex::encode(Sha256::digest(&m)));
         }
-        let subject = subject(&headers, omni)?;
-        match st.call(Request::SignEip191(SignEip191 { subject, message })).await? {
-            Response::Eip191Signature(s) => Ok(Json(SignatureOut {
-                signature: hex0x(&s.signature.0),
-                address: hex0x(&s.address.0),
-                key_version: s.key_version,
-            })
-            .into_response()),
-            _ => Err(unexpected()),
-        }
+        st.dev_call(&headers, DevRoute::SignMessage, raw).await
     }
     .await;
     Outcome { info, result }
-}
-
-#[derive(Serialize)]
-struct TypedSignatureOut {
-    signature: String,
-    address: String,
-    primary_type_hash: String,
-    domain_separator: String,
-    digest: String,
-    key_version: u8,
 }
 
 async fn sign_typed_data(State(st): State<AppState>, headers: HeaderMap, body: Body) -> Outcome {
     let mut info = AuditInfo::default();
     let result = async {
-        let req: SignTypedDataBody = json_body(&headers, body).await?;
+        let (raw, req): (_, SignTypedDataBody) = json_body(&headers, body).await?;
         info.omni = audit_omni(&req.omni_account);
         st.admit(&headers, &req.omni_account).await?;
-        let omni = parse_omni(&req.omni_account)?;
-        let typed_data = req.typed_data.get().to_owned();
-        if !typed_data.starts_with('{') {
-            return Err(AppError::new(ErrorCode::InvalidRequest, "typed_data must be a JSON object"));
-        }
-        if st.0.audit.is_some() {
+        let typed_data = req.typed_data.get();
+        if st.0.audit.is_some() && info.omni.is_some() && typed_data.starts_with('{') {
             info.payload_sha256 = Some(hex::encode(Sha256::digest(typed_data.as_bytes())));
         }
-        let subject = subject(&headers, omni)?;
-        match st.call(Request::SignEip712(SignEip712 { subject, typed_data })).await? {
-            Response::Eip712Signature(s) => Ok(Json(TypedSignatureOut {
-                signature: hex0x(&s.signature.0),
-                address: hex0x(&s.address.0),
-                primary_type_hash: hex0x(&s.primary_type_hash.0),
-                domain_separator: hex0x(&s.domain_separator.0),
-                digest: hex0x(&s.digest.0),
-                key_version: s.key_version,
-            })
-            .into_response()),
-            _ => Err(unexpected()),
-        }
+        st.dev_call(&headers, DevRoute::SignTypedData, raw).await
     }
     .await;
     Outcome { info, result }
 }
 
-/// A non-TEE signer answers 404 here (SPEC §2); attested evidence arrives with issue #4.
-async fn attestation() -> AppError {
-    AppError::new(ErrorCode::NotFound, "attestation is not available from this signer")
+/// `?nonce=<64 hex>` (a leading `0x` tolerated), exactly once.
+fn query_nonce(query: Option<&str>) -> Result<[u8; 32], AppError> {
+    let bad = || AppError::new(ErrorCode::InvalidRequest, "nonce must be 32 bytes as 64 hex characters");
+    let mut values = query.unwrap_or_default().split('&').filter_map(|kv| kv.strip_prefix("nonce="));
+    let (Some(value), None) = (values.next(), values.next()) else {
+        return Err(bad());
+    };
+    let value = value.strip_prefix("0x").unwrap_or(value);
+    let mut nonce = [0u8; 32];
+    if value.len() != 64 || hex::decode_to_slice(value, &mut nonce).is_err() {
+        return Err(bad());
+    }
+    Ok(nonce)
+}
+
+#[derive(Serialize)]
+struct AttestationOut {
+    platform: &'static str,
+    protocol_version: u8,
+    nonce: String,
+    signing_pub: String,
+    k3_fingerprint: String,
+    binding: String,
+    evidence: EvidenceOut,
+}
+
+#[derive(Serialize)]
+struct EvidenceOut {
+    document: String,
+    certificates: Vec<String>,
+}
+
+/// Evidence bound to the caller's nonce (SPEC §5), as JSON: no session, nothing secret, so
+/// no token is needed. `binding` is a convenience: a verifier recomputes it from the fields
+/// and its own nonce rather than trusting the (untrusted) host's arithmetic.
+async fn attestation(State(st): State<AppState>, RawQuery(query): RawQuery) -> Result<HttpResponse, AppError> {
+    let request =
+        AttestRequest { client_nonce: sigil_protocol::Bytes(query_nonce(query.as_deref())?), client_pub: None };
+    let a: Attestation = match st.call(Request::Attest(request)).await? {
+        Response::Attestation(a) if a.enclave_pub.is_none() => a,
+        _ => return Err(unexpected()),
+    };
+    let binding = a.binding(&request).hash();
+    Ok(Json(AttestationOut {
+        platform: a.evidence.platform.label(),
+        protocol_version: a.protocol_version,
+        nonce: hex0x(&request.client_nonce.0),
+        signing_pub: hex0x(&a.signing_pub.0),
+        k3_fingerprint: hex0x(&a.k3_fingerprint.0),
+        binding: hex0x(&binding),
+        evidence: EvidenceOut {
+            document: Base64::encode_string(&a.evidence.document),
+            certificates: a.evidence.certificates.iter().map(|c| Base64::encode_string(c)).collect(),
+        },
+    })
+    .into_response())
+}
+
+/// Opens an attested session: postcard `AttestRequest` in, postcard `Attestation` out.
+async fn session(State(st): State<AppState>, headers: HeaderMap, body: Body) -> Result<HttpResponse, AppError> {
+    let request: AttestRequest = postcard_body(&headers, body, MAX_SESSION_BODY).await?;
+    match st.call(Request::Attest(request)).await? {
+        Response::Attestation(a) => postcard_response(&a),
+        _ => Err(unexpected()),
+    }
+}
+
+/// Relays one sealed record of a session: postcard `SealedRecord` in and out. The JWT
+/// travels sealed inside; the enclave checks it.
+async fn sealed(State(st): State<AppState>, headers: HeaderMap, body: Body) -> Result<HttpResponse, AppError> {
+    let record: SealedRecord = postcard_body(&headers, body, MAX_BODY).await?;
+    match st.call(Request::Sealed(record)).await? {
+        Response::Sealed(r) => postcard_response(&r),
+        _ => Err(unexpected()),
+    }
 }
 
 /// Operator runbooks string-match this body.
@@ -456,4 +564,42 @@ async fn not_found() -> AppError {
 
 async fn method_not_allowed() -> AppError {
     AppError::new(ErrorCode::MethodNotAllowed, "method not allowed on this route")
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "tests")]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nonce_query() {
+        let hex64 = "ab".repeat(32);
+        assert_eq!(query_nonce(Some(&format!("nonce={hex64}"))).unwrap(), [0xab; 32]);
+        assert_eq!(query_nonce(Some(&format!("nonce=0x{}", hex64.to_ascii_uppercase()))).unwrap(), [0xab; 32]);
+        assert_eq!(query_nonce(Some(&format!("a=1&nonce={hex64}&b"))).unwrap(), [0xab; 32]);
+        for bad in [
+            None,
+            Some(String::new()),
+            Some("nonce=".into()),
+            Some(format!("nonce={}", &hex64[1..])),
+            Some(format!("nonce={hex64}0")),
+            Some(format!("nonce=0X{hex64}")),
+            Some(format!("nonce={hex64}&nonce={hex64}")),
+            Some(format!("xnonce={hex64}")),
+            Some(format!("nonce={}", "g".repeat(64))),
+        ] {
+            let e = query_nonce(bad.as_deref()).unwrap_err();
+            assert_eq!(e.code, ErrorCode::InvalidRequest, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn envelope_codes_for_metrics() {
+        let code = |body: &str| envelope_code(body.as_bytes());
+        assert_eq!(code(r#"{"error":"invalid_omni_account","message":"x"}"#), ErrorCode::InvalidOmniAccount);
+        assert_eq!(code(r#"{"error":"signer_disabled","message":"x"}"#), ErrorCode::SignerDisabled);
+        assert_eq!(code(r#"{"error":"unauthorized","message":"\"quoted\""}"#), ErrorCode::Unauthorized);
+        assert_eq!(code(r#"{"error":"no_such_code","message":"x"}"#), ErrorCode::Internal);
+        assert_eq!(code("not json"), ErrorCode::Internal);
+    }
 }

@@ -152,6 +152,11 @@ pub struct Reply {
     pub status: u16,
     pub content_type: String,
     pub request_id: Option<String>,
+    /// `x-sigil-signature`: the enclave's signature of a `/dev/*` answer it produced.
+    pub signature: Option<String>,
+    /// The body as received.
+    pub bytes: Vec<u8>,
+    /// The body as text (lossy for binary bodies).
     pub text: String,
 }
 
@@ -253,11 +258,13 @@ impl Http {
         let header = |name: &str| resp.headers().get(name).map(|v| v.to_str().unwrap().to_owned());
         let content_type = header("content-type").unwrap_or_default();
         let request_id = header("x-request-id");
-        let text = resp.text().await?;
+        let signature = header("x-sigil-signature");
+        let bytes = resp.bytes().await?.to_vec();
+        let text = String::from_utf8_lossy(&bytes).into_owned();
         if !(200..300).contains(&status) {
             check_envelope(status, &content_type, &text, &what);
         }
-        Ok(Reply { status, content_type, request_id, text })
+        Ok(Reply { status, content_type, request_id, signature, bytes, text })
     }
 
     pub async fn get(&self, path: &str) -> Reply {
@@ -272,6 +279,11 @@ impl Http {
             headers.push(("authorization", a.as_str()));
         }
         self.send(Method::POST, path, &headers, Some(body.as_bytes().to_vec())).await
+    }
+
+    /// `POST path` with `content-type: application/octet-stream` (the `/v1/*` session routes).
+    pub async fn post_bytes(&self, path: &str, body: Vec<u8>) -> Reply {
+        self.send(Method::POST, path, &[("content-type", "application/octet-stream")], Some(body)).await
     }
 
     pub async fn derive(&self, token: &str, omni: &str) -> Reply {

@@ -1,0 +1,320 @@
+//! [`Client`]: talks to a sigil signer through an attested session, so the host in between —
+//! and anyone on the network — can relay but not read, alter, reorder or replay anything.
+//!
+//! ```text
+//!  Client::connect(url, policy)
+//!    POST /v1/session  AttestRequest{nonce, x25519 pub} ──▶ host ──▶ enclave
+//!                      Attestation{evidence, keys, K3 fp} ◀──
+//!    verify_attestation(evidence, now, policy)      chain, PCRs/measurement, binding, K3
+//!    ClientSession::new(secret, enclave_pub, binding hash)
+//!  client.sign_eip191(jwt, omni, msg)
+//!    POST /v1/sealed   seal(counter n, Request{.. jwt ..}) ──▶ host ──▶ enclave (opens, checks JWT)
+//!                      seal(counter n, Response)        ◀──
+//! ```
+//!
+//! The broker JWT travels inside the seal and is checked by the enclave. KEKs are sealed
+//! by the enclave to a key the client generates per request and opened here.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use sigil_attestation::{Policy, Verified};
+use sigil_protocol::session::{ClientSession, SessionError};
+use sigil_protocol::{
+    AddressInfo, AttestRequest, Attestation, BrokerToken, Bytes, DeriveAddress, DeriveKek, Eip191Signature,
+    Eip712Signature, ErrorCode, OmniAccount, Request, Response, SealedRecord, SignEip191, SignEip712, Subject,
+    decode_payload,
+};
+use zeroize::Zeroizing;
+
+/// The epoch the client signs with unless told otherwise (the old signer's only one).
+pub const DEFAULT_KEY_VERSION: u8 = 1;
+/// Largest response body read from the host (one frame's worth).
+const MAX_RESPONSE: usize = sigil_protocol::MAX_PAYLOAD + 1024;
+
+/// Why a call failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// The URL or an option is unusable.
+    #[error("client configuration: {0}")]
+    Config(String),
+    /// The host could not be reached or the connection broke.
+    #[error("transport: {0}")]
+    Transport(String),
+    /// The host answered with an HTTP error. Not authenticated: the host may be lying, so
+    /// this never means the enclave refused anything.
+    #[error("host answered {status}: {code}")]
+    Host {
+        /// HTTP status.
+        status: u16,
+        /// The `error` code of the JSON envelope (`"unknown"` when there was none).
+        code: String,
+    },
+    /// The enclave refused a sealed record (relayed by the host, unauthenticated): the
+    /// session was tampered with on the way in (`session_integrity`) or is gone
+    /// (`unknown_session`). The session is discarded.
+    #[error("enclave rejected the sealed record: {0}")]
+    SessionRejected(ErrorCode),
+    /// The evidence did not satisfy the policy: this is not the enclave we expect.
+    #[error("attestation failed: {0}")]
+    Attestation(#[from] sigil_attestation::Error),
+    /// A sealed response failed its checks: altered, replayed or out of order in transit.
+    /// The session is discarded.
+    #[error("sealed response rejected: {0}")]
+    Session(SessionError),
+    /// The response could not be decoded.
+    #[error("malformed response from the host")]
+    Malformed,
+    /// The enclave answered with an error (authenticated: it came sealed).
+    #[error("enclave error {code}: {message}")]
+    Enclave {
+        /// The stable code.
+        code: ErrorCode,
+        /// Human-readable detail.
+        message: String,
+    },
+    /// The enclave answered with a response of the wrong kind.
+    #[error("unexpected response type from the enclave")]
+    UnexpectedResponse,
+    /// The sealed KEK did not open.
+    #[error("sealed kek did not open")]
+    KekOpen,
+    /// The OS random source failed.
+    #[error("entropy source unavailable")]
+    Entropy,
+}
+
+/// How a [`Client`] connects.
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    /// An extra trusted TLS root (PEM), e.g. `sigil dev`'s self-signed certificate. TLS only
+    /// protects the handshake's metadata: the session is end-to-end with the enclave anyway.
+    pub ca_cert_pem: Option<Vec<u8>>,
+    /// Per-HTTP-request timeout.
+    pub timeout: Duration,
+    /// The epoch requests use.
+    pub key_version: u8,
+    /// The verification time; `None` means the system clock (tests pin it).
+    pub now_unix: Option<u64>,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        Self { ca_cert_pem: None, timeout: Duration::from_secs(30), key_version: DEFAULT_KEY_VERSION, now_unix: None }
+    }
+}
+
+struct Session {
+    session: ClientSession,
+    verified: Verified,
+}
+
+/// An attested client of one sigil signer. Calls on one `Client` are serialised (a session
+/// carries one request at a time); use several clients for parallelism.
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    policy: Policy,
+    options: ClientOptions,
+    session: tokio::sync::Mutex<Option<Session>>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client").field("base", &self.base).finish_non_exhaustive()
+    }
+}
+
+fn random<const N: usize>() -> Result<Zeroizing<[u8; N]>, ClientError> {
+    let mut b = Zeroizing::new([0u8; N]);
+    getrandom::fill(b.as_mut_slice()).map_err(|_| ClientError::Entropy)?;
+    Ok(b)
+}
+
+impl Client {
+    /// Connects to the signer at `url` (e.g. `https://127.0.0.1:8092`), runs the attested
+    /// handshake and verifies the evidence against `policy`. Fails unless the enclave proves
+    /// what the policy requires.
+    pub async fn connect(url: &str, policy: Policy, options: ClientOptions) -> Result<Self, ClientError> {
+        let mut builder = reqwest::Client::builder().timeout(options.timeout);
+        if let Some(pem) = &options.ca_cert_pem {
+            let cert = reqwest::Certificate::from_pem(pem).map_err(|e| ClientError::Config(format!("ca cert: {e}")))?;
+            builder = builder.add_root_certificate(cert);
+        }
+        let http = builder.build().map_err(|e| ClientError::Config(e.to_string()))?;
+        let base = url.trim_end_matches('/').to_owned();
+        if !(base.starts_with("https://") || base.starts_with("http://")) {
+            return Err(ClientError::Config(format!("{url}: expected an https:// URL")));
+        }
+        let client = Self { http, base, policy, options, session: tokio::sync::Mutex::new(None) };
+        let session = client.handshake().await?;
+        *client.session.lock().await = Some(session);
+        Ok(client)
+    }
+
+    /// What the current session's evidence proved (after the latest handshake).
+    pub async fn verified(&self) -> Option<Verified> {
+        self.session.lock().await.as_ref().map(|s| s.verified.clone())
+    }
+
+    fn now(&self) -> u64 {
+        self.options
+            .now_unix
+            .unwrap_or_else(|| SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()))
+    }
+
+    async fn post(&self, path: &str, body: Vec<u8>) -> Result<Vec<u8>, ClientError> {
+        let resp = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| ClientError::Transport(e.without_url().to_string()))?;
+        let status = resp.status().as_u16();
+        if resp.content_length().is_some_and(|n| n > MAX_RESPONSE as u64) {
+            return Err(ClientError::Malformed);
+        }
+        let bytes = resp.bytes().await.map_err(|e| ClientError::Transport(e.without_url().to_string()))?;
+        if bytes.len() > MAX_RESPONSE {
+            return Err(ClientError::Malformed);
+        }
+        if status != 200 {
+            let code = serde_json::from_slice::<serde_json::Value>(&bytes)
+                .ok()
+                .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_owned))
+                .unwrap_or_else(|| "unknown".to_owned());
+            return Err(ClientError::Host { status, code });
+        }
+        Ok(bytes.to_vec())
+    }
+
+    /// Runs a handshake: fresh nonce and X25519 key, evidence verified against the policy.
+    async fn handshake(&self) -> Result<Session, ClientError> {
+        let nonce = random::<32>()?;
+        let secret = random::<32>()?;
+        let request = AttestRequest {
+            client_nonce: Bytes(*nonce),
+            client_pub: Some(Bytes(sigil_protocol::session::x25519_public(&secret))),
+        };
+        let body = postcard::to_allocvec(&request).map_err(|_| ClientError::Malformed)?;
+        let answer = self.post("/v1/session", body).await?;
+        let attestation: Attestation = decode_payload(&answer).map_err(|_| ClientError::Malformed)?;
+        let verified = sigil_attestation::verify_attestation(&attestation, &request, self.now(), &self.policy)?;
+        let enclave_pub = attestation.enclave_pub.ok_or(ClientError::Malformed)?;
+        let session = ClientSession::new(&secret, &enclave_pub.0, &attestation.binding(&request).hash())
+            .map_err(ClientError::Session)?;
+        Ok(Session { session, verified })
+    }
+
+    /// Sends one request through the session (opening a new one if there is none) and
+    /// returns the enclave's sealed answer.
+    async fn call(&self, request: &Request) -> Result<Response, ClientError> {
+        let plaintext = Zeroizing::new(postcard::to_allocvec(request).map_err(|_| ClientError::Malformed)?);
+        let mut guard = self.session.lock().await;
+        if guard.is_none() {
+            *guard = Some(self.handshake().await?);
+        }
+        let result = match guard.as_mut() {
+            Some(s) => self.round_trip(&mut s.session, &plaintext).await,
+            None => Err(ClientError::UnexpectedResponse),
+        };
+        // After an integrity failure the session can no longer be trusted to be in step:
+        // drop it, and the next call handshakes afresh. Transport failures keep it: if the
+        // request was in fact dropped, the enclave will see the counter gap and say so.
+        if matches!(result, Err(ClientError::Session(_) | ClientError::SessionRejected(_) | ClientError::Malformed)) {
+            *guard = None;
+        }
+        result
+    }
+
+    async fn round_trip(&self, session: &mut ClientSession, plaintext: &[u8]) -> Result<Response, ClientError> {
+        let record = session.seal_request(plaintext).map_err(ClientError::Session)?;
+        let counter = record.counter;
+        let body = postcard::to_allocvec(&record).map_err(|_| ClientError::Malformed)?;
+        let answer = match self.post("/v1/sealed", body).await {
+            Err(ClientError::Host { code, .. })
+                if code == ErrorCode::SessionIntegrity.as_str() || code == ErrorCode::UnknownSession.as_str() =>
+            {
+                let code = if code == ErrorCode::UnknownSession.as_str() {
+                    ErrorCode::UnknownSession
+                } else {
+                    ErrorCode::SessionIntegrity
+                };
+                return Err(ClientError::SessionRejected(code));
+            }
+            other => other?,
+        };
+        let sealed: SealedRecord = decode_payload(&answer).map_err(|_| ClientError::Malformed)?;
+        let opened = session.open_response(counter, &sealed).map_err(ClientError::Session)?;
+        match decode_payload::<Response>(&opened).map_err(|_| ClientError::Malformed)? {
+            Response::Error(e) => Err(ClientError::Enclave { code: e.code, message: e.message }),
+            other => Ok(other),
+        }
+    }
+
+    fn subject(&self, token: &str, omni: [u8; 32]) -> Subject {
+        Subject {
+            token: BrokerToken::new(token.to_owned()),
+            key_version: self.options.key_version,
+            omni: OmniAccount::from(omni),
+        }
+    }
+
+    /// The wallet address of `omni`.
+    pub async fn derive_address(&self, token: &str, omni: [u8; 32]) -> Result<AddressInfo, ClientError> {
+        let req = Request::DeriveAddress(DeriveAddress { subject: self.subject(token, omni) });
+        match self.call(&req).await? {
+            Response::Address(a) => Ok(a),
+            _ => Err(ClientError::UnexpectedResponse),
+        }
+    }
+
+    /// An EIP-191 `personal_sign` of `message` by `omni`'s wallet.
+    pub async fn sign_eip191(&self, token: &str, omni: [u8; 32], message: &[u8]) -> Result<Eip191Signature, ClientError> {
+        let req = Request::SignEip191(SignEip191 { subject: self.subject(token, omni), message: message.to_vec() });
+        match self.call(&req).await? {
+            Response::Eip191Signature(s) => Ok(s),
+            _ => Err(ClientError::UnexpectedResponse),
+        }
+    }
+
+    /// An EIP-712 v4 signature of `typed_data` (`{domain, types, primaryType, message}` JSON).
+    pub async fn sign_eip712(
+        &self,
+        token: &str,
+        omni: [u8; 32],
+        typed_data: &str,
+    ) -> Result<Eip712Signature, ClientError> {
+        let req =
+            Request::SignEip712(SignEip712 { subject: self.subject(token, omni), typed_data: typed_data.to_owned() });
+        match self.call(&req).await? {
+            Response::Eip712Signature(s) => Ok(s),
+            _ => Err(ClientError::UnexpectedResponse),
+        }
+    }
+
+    /// The native v2 KEK of `(omni, context)`. The enclave seals it to a fresh X25519 key
+    /// made here; it is opened here and never seen by the host.
+    pub async fn derive_kek(
+        &self,
+        token: &str,
+        omni: [u8; 32],
+        context: &[u8],
+    ) -> Result<Zeroizing<[u8; 32]>, ClientError> {
+        let ikm = random::<32>()?;
+        let (secret, public) = sigil_enclave::kek::recipient_keypair(&ikm);
+        let req = DeriveKek { subject: self.subject(token, omni), context: context.to_vec(), recipient: Bytes(public) };
+        let aad = req.aad();
+        let key_version = req.subject.key_version;
+        match self.call(&Request::DeriveKek(req)).await? {
+            Response::SealedKek(s) if s.key_version == key_version => {
+                let kek = sigil_enclave::kek::open(&secret, key_version, &s.encapsulated_key.0, &s.ciphertext, &aad)
+                    .map_err(|_| ClientError::KekOpen)?;
+                Ok(Zeroizing::new(*kek.dangerous_as_bytes()))
+            }
+            _ => Err(ClientError::UnexpectedResponse),
+        }
+    }
+}
