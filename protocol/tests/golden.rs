@@ -12,9 +12,10 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sigil_protocol::frame::{self, FrameError, HEADER_LEN};
 use sigil_protocol::{
-    AddressInfo, BrokerToken, Bytes, DecodeError, DeriveAddress, DeriveKek, Eip191Signature, Eip712Signature, Envelope,
-    Epoch, ErrorCode, Hello, HelloAck, KEK_AAD_LABEL, OmniAccount, PROTOCOL_VERSION, Request, Response, SealedKek,
-    SignEip191, SignEip712, Status, Subject, WireError, decode_message, encode_message,
+    AddressInfo, AttestRequest, Attestation, BrokerToken, Bytes, DecodeError, DeriveAddress, DeriveKek, DevCall,
+    DevResponse, DevRoute, Eip191Signature, Eip712Signature, Envelope, Epoch, ErrorCode, Evidence, Hello, HelloAck,
+    KEK_AAD_LABEL, OmniAccount, PROTOCOL_VERSION, Platform, Request, Response, SealedKek, SealedRecord, SignEip191,
+    SignEip712, Status, Subject, WireError, decode_message, encode_message,
 };
 
 // ---- fixed, realistic field values ----------------------------------------------------------
@@ -79,6 +80,28 @@ const SEALED: [u8; 48] = hex!(
     "bda59e36d9ad1710f0646131d40907532bc9f59e5f251d7b829dfb7ffc7581a6"
     "02e839c52b462f8300656c0436c9329f"
 );
+
+/// An attestation client nonce.
+const NONCE: [u8; 32] = hex!("8a4b0e3f7c21d96a55e0b1c2d3f40516a7b8c9dadbecfd0e1f2031425364758a");
+/// RFC 8032 §7.1 test 1 Ed25519 public key, as the enclave's response-signing key.
+const SIGNING_PUB: [u8; 32] = hex!("d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a");
+/// The first bytes of an untagged COSE_Sign1 (`84 44 a1 01 38 22 a0`), standing in for a document.
+const DOCUMENT: [u8; 7] = hex!("8444a1013822a0");
+/// The first bytes of a DER certificate, standing in for one.
+const CERT: [u8; 4] = hex!("30820540");
+const SESSION_ID: [u8; 16] = hex!("0f1e2d3c4b5a69788796a5b4c3d2e1f0");
+const DEV_BODY: &[u8] =
+    br#"{"omni_account":"caf843f7f6b17c15fb43e8f6b2ae2e850045497ba7fb6a58b9d930ba6c158824","message_hex":"68656c6c6f"}"#;
+const DEV_ANSWER: &[u8] = br#"{"address":"0x3bf734f13b36260312b844734a90bf023e6ba638","key_version":1}"#;
+/// RFC 8032 §7.1 test 1's signature, standing in for one.
+const DEV_SIGNATURE: [u8; 64] = hex!(
+    "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e06522490155"
+    "5fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b"
+);
+
+fn sealed_record() -> SealedRecord {
+    SealedRecord { session_id: Bytes(SESSION_ID), counter: 3, ciphertext: SEALED.to_vec() }
+}
 
 fn subject() -> Subject {
     Subject { token: BrokerToken::new(JWT.into()), key_version: 1, omni: OmniAccount::from(OMNI) }
@@ -308,6 +331,79 @@ static REQUESTS: &[Vector<Envelope<Request>>] = &[
             "507956"
         ),
     },
+    Vector {
+        name: "request/attest_with_session",
+        value: || Envelope {
+            request_id: 9,
+            body: Request::Attest(AttestRequest { client_nonce: Bytes(NONCE), client_pub: Some(Bytes(RECIPIENT)) }),
+        },
+        frame: &hex!(
+            "53474c01000000004309068a4b0e3f7c21d96a55e0b1c2d3f40516a7b8c9dadb"
+            "ecfd0e1f2031425364758a018520f0098930a754748b7ddcb43ef75a0dbf3a0d"
+            "26381af4eba4a98eaa9b4e6a941a2be5"
+        ),
+    },
+    Vector {
+        name: "request/attest_evidence_only",
+        value: || Envelope {
+            request_id: 10,
+            body: Request::Attest(AttestRequest { client_nonce: Bytes(NONCE), client_pub: None }),
+        },
+        frame: &hex!(
+            "53474c0100000000230a068a4b0e3f7c21d96a55e0b1c2d3f40516a7b8c9dadb"
+            "ecfd0e1f2031425364758a005e224daf"
+        ),
+    },
+    Vector {
+        name: "request/sealed",
+        value: || Envelope { request_id: 11, body: Request::Sealed(sealed_record()) },
+        frame: &hex!(
+            "53474c0100000000440b070f1e2d3c4b5a69788796a5b4c3d2e1f00330bda59e"
+            "36d9ad1710f0646131d40907532bc9f59e5f251d7b829dfb7ffc7581a602e839"
+            "c52b462f8300656c0436c9329f55aea046"
+        ),
+    },
+    Vector {
+        name: "request/dev_call",
+        value: || Envelope {
+            request_id: 12,
+            body: Request::DevCall(DevCall {
+                route: DevRoute::SignMessage,
+                token: BrokerToken::new(JWT.into()),
+                body: DEV_BODY.to_vec(),
+            }),
+        },
+        frame: &hex!(
+            "53474c0100000003640c0801f00565794a68624763694f694a46557a49314e69"
+            "4973496d74705a434936496d46724c584e6c63334e70623234744d5463324e7a"
+            "49794e5459774d434a392e65794a7063334d694f694a6f64485277637a6f764c"
+            "324a796232746c636935685a3256756447746c65584d755a586868625842735a"
+            "534973496e4e3159694936496d466e5a57353061325635637a7031633256794f"
+            "6d4e685a6a67304d3259335a6a5a694d54646a4d54566d596a517a5a54686d4e"
+            "6d4979595755795a5467314d4441304e5451354e324a684e325a694e6d45314f"
+            "4749355a446b7a4d474a684e6d4d784e5467344d6a51694c434a68645751694f"
+            "694a685a3256756447746c65584d36596e4a7661325679496977695a58687749"
+            "6a6f784e7a59334d6a49354d6a41774c434a70595851694f6a45334e6a63794d"
+            "6a55324d444173496d703061534936496a646d4d324d7959546c6c4c5456694d"
+            "5751744e474d345a53303559545a6d4c544a6b4e4749345a54466a4d47597a4e"
+            "794973496d466e5a573530613256356379493665794a76625735705832466a59"
+            "323931626e51694f694a6a595759344e444e6d4e325932596a4533597a45315a"
+            "6d49304d3255345a6a5a694d6d466c4d6d55344e5441774e4455304f54646959"
+            "54646d596a5a684e5468694f5751354d7a426959545a6a4d5455344f44493049"
+            "69776964324673624756305832466b5a484a6c63334d694f69497765444e695a"
+            "6a637a4e4759784d32497a4e6a49324d444d784d6d49344e4451334d7a52684f"
+            "5442695a6a41794d325532596d45324d7a67694c434a705a47567564476c3065"
+            "5639306558426c496a6f695a573168615777694c434a705a47567564476c3065"
+            "563932595778315a534936496d467361574e6c51475634595731776247557559"
+            "323974496e31392e45335f50556569595f4546686968785a777463516e435672"
+            "41515145334138776d6d5f4d355232753453566c41474263776146624c41737a"
+            "4246455577575f4167355344474d5a55354e425243664a505a34423833516e7b"
+            "226f6d6e695f6163636f756e74223a2263616638343366376636623137633135"
+            "6662343365386636623261653265383530303435343937626137666236613538"
+            "62396439333062613663313538383234222c226d6573736167655f686578223a"
+            "2236383635366336633666227d9a09ee86"
+        ),
+    },
 ];
 
 static RESPONSES: &[Vector<Envelope<Response>>] = &[
@@ -444,12 +540,90 @@ static RESPONSES: &[Vector<Envelope<Response>>] = &[
             "29"
         ),
     },
+    Vector {
+        name: "response/attestation_sim_session",
+        value: || Envelope {
+            request_id: 9,
+            body: Response::Attestation(Attestation {
+                protocol_version: 1,
+                enclave_pub: Some(Bytes(ENCAPSULATED)),
+                signing_pub: Bytes(SIGNING_PUB),
+                k3_fingerprint: Bytes(FP_1),
+                evidence: Evidence { platform: Platform::Sim, document: DOCUMENT.to_vec(), certificates: Vec::new() },
+            }),
+        },
+        frame: &hex!(
+            "53474c01000000006e09070101b9e8908262733630b1acc5186b544eea459cf3"
+            "81b00a8b27117ab51092b5fa54d75a980182b10ab7d54bfed3c964073a0ee172"
+            "f3daa62325af021a68f707511ae13c0682cc5f67424f8b3cd6ce42d589707abc"
+            "8dff5fc605199a87cf518098df02078444a1013822a000244d3686"
+        ),
+    },
+    Vector {
+        name: "response/attestation_snp_evidence_only",
+        value: || Envelope {
+            request_id: 10,
+            body: Response::Attestation(Attestation {
+                protocol_version: 1,
+                enclave_pub: None,
+                signing_pub: Bytes(SIGNING_PUB),
+                k3_fingerprint: Bytes([0; 32]),
+                evidence: Evidence {
+                    platform: Platform::Snp,
+                    document: DOCUMENT.to_vec(),
+                    certificates: vec![CERT.to_vec(), CERT.to_vec()],
+                },
+            }),
+        },
+        frame: &hex!(
+            "53474c0100000000580a070100d75a980182b10ab7d54bfed3c964073a0ee172"
+            "f3daa62325af021a68f707511a00000000000000000000000000000000000000"
+            "0000000000000000000000000001078444a1013822a002043082054004308205"
+            "40f8f0fe19"
+        ),
+    },
+    Vector {
+        name: "response/sealed",
+        value: || Envelope { request_id: 11, body: Response::Sealed(sealed_record()) },
+        frame: &hex!(
+            "53474c0100000000440b080f1e2d3c4b5a69788796a5b4c3d2e1f00330bda59e"
+            "36d9ad1710f0646131d40907532bc9f59e5f251d7b829dfb7ffc7581a602e839"
+            "c52b462f8300656c0436c9329fda6826d0"
+        ),
+    },
+    Vector {
+        name: "response/dev_response",
+        value: || Envelope {
+            request_id: 12,
+            body: Response::DevResponse(DevResponse {
+                status: 200,
+                body: DEV_ANSWER.to_vec(),
+                signature: Bytes(DEV_SIGNATURE),
+            }),
+        },
+        frame: &hex!(
+            "53474c01000000008d0c09c801487b2261646472657373223a22307833626637"
+            "3334663133623336323630333132623834343733346139306266303233653662"
+            "61363338222c226b65795f76657273696f6e223a317de5564300c360ac729086"
+            "e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e"
+            "39701cf9b46bd25bf5f0595bbe24655141438e7a100b19a3e111"
+        ),
+    },
+    Vector {
+        name: "response/error_session_integrity",
+        value: || error(11, ErrorCode::SessionIntegrity, "session closed: sealed record failed authentication"),
+        frame: &hex!(
+            "53474c0100000000370b00143373657373696f6e20636c6f7365643a20736561"
+            "6c6564207265636f7264206661696c65642061757468656e7469636174696f6e"
+            "8b6f35ba"
+        ),
+    },
 ];
 
 /// Number of `Request` / `Response` variants the tables must cover. Appending a variant makes
 /// `first_unassigned_*_tag_is_rejected` fail until a row (and this number) is added.
-const REQUEST_VARIANTS: u8 = 6;
-const RESPONSE_VARIANTS: u8 = 7;
+const REQUEST_VARIANTS: u8 = 9;
+const RESPONSE_VARIANTS: u8 = 10;
 
 // ---- helpers ---------------------------------------------------------------------------------
 
