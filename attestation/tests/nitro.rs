@@ -11,7 +11,9 @@
     reason = "test helpers outside #[test] fns: a failed expectation is a test failure"
 )]
 
+mod common;
 use ciborium::Value;
+use common::Rng;
 use hex_literal::hex;
 use sigil_attestation::nitro::{self, NitroDocument, NitroError, NitroPolicy};
 use std::collections::BTreeMap;
@@ -936,21 +938,6 @@ fn a_sim_root_used_as_cabundle_root_but_not_pinned_is_untrusted() {
 }
 
 // ---- fuzz entry point ------------------------------------------------------------------------
-
-/// xorshift64*: deterministic, dependency-free.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        usize::try_from(self.next() % n as u64).unwrap()
-    }
-}
 
 fn mutate(rng: &mut Rng, seed: &[u8]) -> Vec<u8> {
     let mut data = seed.to_vec();

@@ -2,6 +2,8 @@
 //! provenance). Expected values come from tests/data/expected.json.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
+mod common;
+use common::Rng;
 use sigil_attestation::snp::{self, CertRole, ParseProductError, Product, Signer, SnpError, SnpPolicy, SnpReport, Tcb};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
@@ -487,22 +489,6 @@ fn error_messages_are_lowercase_without_a_final_period() {
         SnpError::ProductNotAllowed { product: Product::Milan }.to_string(),
         "vcek/vlek is signed by the milan intermediate, and the policy does not allow milan"
     );
-}
-
-/// xorshift64*, so the mutations are the same on every run.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        usize::try_from(self.next() % u64::try_from(n).unwrap()).unwrap()
-    }
 }
 
 #[test]

@@ -150,11 +150,10 @@ fn each_top_level_failure_has_its_variant() {
 #[test]
 fn policy_files_are_validated_strictly() {
     let nitro = nitro_policy_toml();
-    let cases: Vec<(&str, String, fn(&PolicyError) -> bool)> = vec![
+    type Check = fn(&PolicyError) -> bool;
+    let cases: Vec<(&str, String, Check)> = vec![
         ("unknown key", nitro.replace("max_age_secs", "max_age"), |e| matches!(e, PolicyError::Syntax(_))),
-        ("version 2", nitro.replace("version = 1", "version = 2"), |e| {
-            matches!(e, PolicyError::UnsupportedVersion(2))
-        }),
+        ("version 2", nitro.replace("version = 1", "version = 2"), |e| matches!(e, PolicyError::UnsupportedVersion(2))),
         ("no platform", nitro.replace("[\"nitro\"]", "[]"), |e| matches!(e, PolicyError::Platforms(_))),
         ("unknown platform", nitro.replace("[\"nitro\"]", "[\"tdx\"]"), |e| matches!(e, PolicyError::Platforms(_))),
         ("platform without its section", nitro.replace("[\"nitro\"]", "[\"nitro\", \"snp\"]"), |e| {
@@ -168,9 +167,11 @@ fn policy_files_are_validated_strictly() {
         ("another nitro root", nitro.replace(AWS_ROOT, &"00".repeat(32)), |e| {
             matches!(e, PolicyError::UnknownNitroRoot)
         }),
-        ("snp without measurement", snp_policy_toml().replace(&format!("measurement = \"{MEASUREMENT}\"\n"), ""), |e| {
-            matches!(e, PolicyError::MissingPin { section: "snp", .. })
-        }),
+        (
+            "snp without measurement",
+            snp_policy_toml().replace(&format!("measurement = \"{MEASUREMENT}\"\n"), ""),
+            |e| matches!(e, PolicyError::MissingPin { section: "snp", .. }),
+        ),
         ("unknown snp product", snp_policy_toml().replace("milan", "naples"), |e| {
             matches!(e, PolicyError::BadValue { .. })
         }),
