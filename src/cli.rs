@@ -8,6 +8,7 @@
 //! - a raw 1184-byte SEV-SNP report, with `--cert` for its VCEK/VLEK (and optionally ASK, ARK).
 
 use std::fmt::Write as _;
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -77,11 +78,19 @@ pub struct PolicyArgs {
 }
 
 fn read_limited(path: &Path, limit: u64, what: &str) -> Result<Vec<u8>, String> {
-    let len = std::fs::metadata(path).map_err(|e| format!("cannot read {what} {}: {e}", path.display()))?.len();
+    let cannot = |e: std::io::Error| format!("cannot read {what} {}: {e}", path.display());
+    let file = std::fs::File::open(path).map_err(cannot)?;
+    let len = file.metadata().map_err(cannot)?.len();
     if len > limit {
         return Err(format!("{what} {} is {len} bytes; expected at most {limit}", path.display()));
     }
-    std::fs::read(path).map_err(|e| format!("cannot read {what} {}: {e}", path.display()))
+    // The size is only a hint: a pipe, a device or `/proc` file says 0, and a file may grow.
+    let mut bytes = Vec::new();
+    file.take(limit + 1).read_to_end(&mut bytes).map_err(cannot)?;
+    if bytes.len() as u64 > limit {
+        return Err(format!("{what} {} is more than {limit} bytes; expected at most {limit}", path.display()));
+    }
+    Ok(bytes)
 }
 
 /// Reads and validates a policy file.
@@ -106,7 +115,8 @@ pub struct EvidenceFile {
 
 fn cert_der(bytes: Vec<u8>) -> Result<Vec<u8>, String> {
     if bytes.starts_with(b"-----BEGIN") {
-        let (_, pem) = x509_parser::pem::parse_x509_pem(&bytes).map_err(|_| "certificate is not valid PEM".to_owned())?;
+        let (_, pem) =
+            x509_parser::pem::parse_x509_pem(&bytes).map_err(|_| "certificate is not valid PEM".to_owned())?;
         return Ok(pem.contents);
     }
     Ok(bytes)
@@ -135,7 +145,11 @@ pub fn parse_evidence_json(bytes: &[u8]) -> Result<EvidenceFile, String> {
     let certificates = match ev.get("certificates").and_then(serde_json::Value::as_array) {
         Some(list) => list
             .iter()
-            .map(|c| c.as_str().ok_or_else(|| "evidence JSON: certificate not a string".to_owned()).and_then(|s| b64(s, "certificate")))
+            .map(|c| {
+                c.as_str()
+                    .ok_or_else(|| "evidence JSON: certificate not a string".to_owned())
+                    .and_then(|s| b64(s, "certificate"))
+            })
             .collect::<Result<Vec<_>, _>>()?,
         None => Vec::new(),
     };
@@ -156,6 +170,12 @@ pub fn parse_evidence_json(bytes: &[u8]) -> Result<EvidenceFile, String> {
     Ok(EvidenceFile { evidence, bound: Some((attestation, request)) })
 }
 
+/// Whether a Nitro-format document's `cabundle` starts at the AWS Nitro root (unverified: this
+/// only picks the platform to verify it as).
+fn from_aws_root(document: &[u8]) -> bool {
+    nitro::parse(document).is_ok_and(|d| d.cabundle.first().is_some_and(|r| r.as_slice() == nitro::aws_nitro_root_g1()))
+}
+
 /// Reads an evidence file in any of the three shapes.
 pub fn read_evidence(path: &Path, certs: &[PathBuf], sim: bool) -> Result<EvidenceFile, String> {
     let bytes = read_limited(path, MAX_EVIDENCE_FILE, "evidence")?;
@@ -171,7 +191,10 @@ pub fn read_evidence(path: &Path, certs: &[PathBuf], sim: bool) -> Result<Eviden
         .map(|p| read_limited(p, MAX_SMALL_FILE, "certificate").and_then(cert_der))
         .collect::<Result<Vec<_>, _>>()?;
     let platform = match bytes.first() {
-        Some(0x84 | 0xd2) if sim => Platform::Sim,
+        // A raw document does not say whether it is real: one whose bundle starts at the AWS
+        // root is Nitro, anything else is sim when sim may be meant. (Either way the chain is
+        // then verified against the root of the platform chosen here.)
+        Some(0x84 | 0xd2) if sim && !from_aws_root(&bytes) => Platform::Sim,
         Some(0x84 | 0xd2) => Platform::Nitro,
         _ if bytes.len() == SNP_REPORT_LEN => Platform::Snp,
         _ => return Err(format!("{}: not a Nitro document, an SNP report or evidence JSON", path.display())),
@@ -240,6 +263,11 @@ pub fn verify(args: &VerifyArgs) -> Result<String, String> {
     let mut out = summary(&verified);
     if file.bound.is_none() {
         out.push_str("  (raw evidence: its binding to a handshake was not checked)\n");
+        if policy.k3_fingerprint.is_some() {
+            out.push_str(
+                "  (raw evidence carries no K3 fingerprint: the policy's k3_fingerprint pin was not checked)\n",
+            );
+        }
     }
     Ok(out)
 }

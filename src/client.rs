@@ -125,6 +125,23 @@ impl std::fmt::Debug for Client {
     }
 }
 
+/// A transport error with its causes (reqwest's own message hides them, e.g. a TLS
+/// `UnknownIssuer` behind "error sending request").
+fn transport(e: reqwest::Error) -> ClientError {
+    let mut causes = Vec::new();
+    let mut source = std::error::Error::source(&e);
+    while let Some(cause) = source {
+        causes.push(cause.to_string());
+        source = cause.source();
+    }
+    let mut msg = e.without_url().to_string();
+    for cause in causes {
+        msg.push_str(": ");
+        msg.push_str(&cause);
+    }
+    ClientError::Transport(msg)
+}
+
 fn random<const N: usize>() -> Result<Zeroizing<[u8; N]>, ClientError> {
     let mut b = Zeroizing::new([0u8; N]);
     getrandom::fill(b.as_mut_slice()).map_err(|_| ClientError::Entropy)?;
@@ -158,9 +175,7 @@ impl Client {
     }
 
     fn now(&self) -> u64 {
-        self.options
-            .now_unix
-            .unwrap_or_else(|| SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()))
+        self.options.now_unix.unwrap_or_else(|| SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()))
     }
 
     async fn post(&self, path: &str, body: Vec<u8>) -> Result<Vec<u8>, ClientError> {
@@ -171,12 +186,12 @@ impl Client {
             .body(body)
             .send()
             .await
-            .map_err(|e| ClientError::Transport(e.without_url().to_string()))?;
+            .map_err(transport)?;
         let status = resp.status().as_u16();
         if resp.content_length().is_some_and(|n| n > MAX_RESPONSE as u64) {
             return Err(ClientError::Malformed);
         }
-        let bytes = resp.bytes().await.map_err(|e| ClientError::Transport(e.without_url().to_string()))?;
+        let bytes = resp.bytes().await.map_err(transport)?;
         if bytes.len() > MAX_RESPONSE {
             return Err(ClientError::Malformed);
         }
@@ -272,7 +287,12 @@ impl Client {
     }
 
     /// An EIP-191 `personal_sign` of `message` by `omni`'s wallet.
-    pub async fn sign_eip191(&self, token: &str, omni: [u8; 32], message: &[u8]) -> Result<Eip191Signature, ClientError> {
+    pub async fn sign_eip191(
+        &self,
+        token: &str,
+        omni: [u8; 32],
+        message: &[u8],
+    ) -> Result<Eip191Signature, ClientError> {
         let req = Request::SignEip191(SignEip191 { subject: self.subject(token, omni), message: message.to_vec() });
         match self.call(&req).await? {
             Response::Eip191Signature(s) => Ok(s),

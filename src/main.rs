@@ -32,11 +32,16 @@ fn main() -> ExitCode {
     sigil_enclave::runtime::init_logging();
     let cli = Cli::parse();
     let runtime = || {
-        tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| format!("cannot start runtime: {e}"))
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot start runtime: {e}"))
     };
     let result = match cli.command {
         Command::Verify(args) => sigil::cli::verify(&args).map(|out| print!("{out}")),
-        Command::Attest(args) => runtime().and_then(|rt| rt.block_on(sigil::cli::attest(&args))).map(|out| print!("{out}")),
+        Command::Attest(args) => {
+            runtime().and_then(|rt| rt.block_on(sigil::cli::attest(&args))).map(|out| print!("{out}"))
+        }
         Command::Policy(args) => sigil::cli::policy_from(&args).map(|out| print!("{out}")),
         #[cfg(feature = "sim")]
         Command::Dev(args) => runtime().and_then(|rt| rt.block_on(sigil::dev::run(args))),

@@ -165,6 +165,9 @@ struct TcbSection {
     tee: u8,
     snp: u8,
     microcode: u8,
+    /// Turin only: the FMC SVN.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    fmc: Option<u8>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -192,7 +195,11 @@ fn parse_pcrs(section: &'static str, pcrs: &BTreeMap<String, String>) -> Result<
         if index > 31 {
             return Err(bad(&field, "index must be 0..=31"));
         }
-        out.insert(index, parse_hex::<48>(&field, v)?.to_vec());
+        // "0" and "00" (or "+0") are distinct TOML keys for the same PCR: refuse rather than
+        // let one of the two values silently win.
+        if out.insert(index, parse_hex::<48>(&field, v)?.to_vec()).is_some() {
+            return Err(bad(&field, "PCR index given twice"));
+        }
     }
     for required in REQUIRED_PCRS {
         if !out.contains_key(&required) {
@@ -222,7 +229,8 @@ impl Policy {
                 platforms.push(p);
             }
         }
-        let k3_fingerprint = file.k3_fingerprint.as_deref().map(|s| parse_hex::<32>("k3_fingerprint", s)).transpose()?;
+        let k3_fingerprint =
+            file.k3_fingerprint.as_deref().map(|s| parse_hex::<32>("k3_fingerprint", s)).transpose()?;
         let max_age = Some(file.max_age_secs);
         let allow_debug = file.allow_debug;
 
@@ -279,6 +287,7 @@ impl Policy {
                     tee: t.tee,
                     snp: t.snp,
                     microcode: t.microcode,
+                    fmc: t.fmc,
                 }),
                 allow_vlek: s.allow_vlek,
             }),
@@ -308,7 +317,7 @@ fn snp_policy(s: &SnpSection, allow_debug: bool) -> Result<SnpPolicy, PolicyErro
         tee: t.tee,
         snp: t.snp,
         microcode: t.microcode,
-        ..Tcb::default()
+        fmc: t.fmc,
     });
     Ok(SnpPolicy { products, measurement: Some(measurement), min_tcb, allow_debug, allow_vlek: s.allow_vlek })
 }

@@ -29,8 +29,8 @@ use sigil_enclave::jwt::{self, BrokerKey};
 use sigil_enclave::wallet::WalletKey;
 use sigil_enclave::{Config, Enclave, FixedEnv, K3, eip191, eip712, kek};
 use sigil_protocol::{
-    BrokerToken, Bytes, DeriveAddress, DeriveKek, Envelope, OmniAccount, Request, Response, SignEip191, SignEip712,
-    Subject, decode_message, encode_message,
+    BrokerToken, Bytes, DeriveAddress, DeriveKek, DevCall, DevRoute, Envelope, OmniAccount, Request, Response,
+    SignEip191, SignEip712, Subject, decode_message, encode_message,
 };
 
 /// The clock the tokens are minted around (tokens expire at `NOW + 3600`).
@@ -132,6 +132,17 @@ impl Fixture {
         self.frame(Request::SignEip191(SignEip191 { subject: self.subject(), message: b"hello".to_vec() }))
     }
 
+    /// `POST /dev/sign-message` as the host relays it: the enclave parses the JSON body and
+    /// signs its JSON answer with the response-signing key.
+    fn dev_sign_message(&self) -> Vec<u8> {
+        let body = format!(r#"{{"omni_account":"{}","message_hex":"68656c6c6f"}}"#, hex::encode(OMNI));
+        self.frame(Request::DevCall(DevCall {
+            route: DevRoute::SignMessage,
+            token: BrokerToken::new(self.token.clone()),
+            body: body.into_bytes(),
+        }))
+    }
+
     fn derive_address(&self) -> Vec<u8> {
         self.frame(Request::DeriveAddress(DeriveAddress { subject: self.subject() }))
     }
@@ -193,6 +204,13 @@ fn sign_eip191(c: &mut Criterion) {
     handle_bench(&mut g, "handle_warm", fx.warm_enclave(), &fx.sign_eip191(), |r| {
         matches!(r, Response::Eip191Signature(_))
     });
+    handle_bench(
+        &mut g,
+        "handle_warm_dev_call_signed",
+        fx.warm_enclave(),
+        &fx.dev_sign_message(),
+        |r| matches!(r, Response::DevResponse(d) if d.status == 200),
+    );
     let sk = k256::ecdsa::SigningKey::from_slice(&[0x11; 32]).unwrap();
     let d = eip191::digest(b"hello");
     g.bench_function("k256_sign_prehash_recoverable", |b| {

@@ -365,7 +365,12 @@ impl Enclave {
         }
         .hash();
         let evidence = attester
-            .attest(&AttestationInput { user_data: &binding, nonce: &r.client_nonce.0, public_key: &signing_pub, unix_time })
+            .attest(&AttestationInput {
+                user_data: &binding,
+                nonce: &r.client_nonce.0,
+                public_key: &signing_pub,
+                unix_time,
+            })
             .map_err(Error::AttestationUnavailable)?;
         if evidence.platform != platform {
             return Err(Error::Internal(InternalError::Encode));

@@ -179,9 +179,10 @@ impl ErrorCode {
             Self::PayloadTooLarge => 413,
             Self::UnsupportedMediaType => 415,
             Self::RateLimited => 429,
-            Self::SignerDisabled | Self::EnclaveUnavailable | Self::UnknownKeyVersion | Self::AttestationUnavailable => {
-                503
-            }
+            Self::SignerDisabled
+            | Self::EnclaveUnavailable
+            | Self::UnknownKeyVersion
+            | Self::AttestationUnavailable => 503,
             Self::UnknownSession => 410,
             Self::SessionIntegrity => 400,
             Self::Internal | Self::UnsupportedVersion | Self::MalformedFrame | Self::Other(_) => 500,

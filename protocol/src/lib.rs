@@ -43,14 +43,14 @@ pub mod session;
 #[doc(hidden)]
 pub mod fuzzing;
 
+pub use attest::{AttestRequest, Attestation, Binding, Evidence, Platform};
 pub use bytes::Bytes;
 pub use error::{ErrorCode, UnknownCode};
 pub use frame::{Deframer, Frame, FrameError, MAX_PAYLOAD, PROTOCOL_VERSION};
-pub use attest::{AttestRequest, Attestation, Binding, Evidence, Platform};
 pub use message::{
-    AddressInfo, BrokerToken, DEV_RESPONSE_LABEL, DevCall, DevResponse, DevRoute, DeriveAddress, DeriveKek, Eip191Signature, Eip712Signature, Envelope, Epoch, Hello,
-    HelloAck, KEK_AAD_LABEL, MAX_KEK_CONTEXT, OmniAccount, Request, Response, SealedKek, SignEip191, SignEip712,
-    Status, Subject, WireError, dev_response_signed_bytes,
+    AddressInfo, BrokerToken, DEV_RESPONSE_LABEL, DeriveAddress, DeriveKek, DevCall, DevResponse, DevRoute,
+    Eip191Signature, Eip712Signature, Envelope, Epoch, Hello, HelloAck, KEK_AAD_LABEL, MAX_KEK_CONTEXT, OmniAccount,
+    Request, Response, SealedKek, SignEip191, SignEip712, Status, Subject, WireError, dev_response_signed_bytes,
 };
 pub use session::SealedRecord;
 

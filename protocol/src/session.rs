@@ -18,10 +18,10 @@
 //! response cannot be swapped for another one). One request is in flight per session; a
 //! client wanting parallelism opens several sessions.
 
-use alloc::vec::Vec;
-use core::fmt;
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
+use alloc::vec::Vec;
+use core::fmt;
 use hkdf::Hkdf;
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
@@ -232,7 +232,11 @@ pub struct ClientSession {
 impl ClientSession {
     /// A session from the client's ephemeral secret, the enclave's attested ephemeral key
     /// and the verified binding hash.
-    pub fn new(client_secret: &[u8; 32], enclave_pub: &[u8; 32], binding_hash: &[u8; 64]) -> Result<Self, SessionError> {
+    pub fn new(
+        client_secret: &[u8; 32],
+        enclave_pub: &[u8; 32],
+        binding_hash: &[u8; 64],
+    ) -> Result<Self, SessionError> {
         let shared = x25519_agree(client_secret, enclave_pub)?;
         Ok(Self { keys: SessionKeys::derive(&shared, binding_hash), next: 0 })
     }
