@@ -2,7 +2,7 @@
 //! evidence, checks a live signer, and turns a known-good build into a policy file.
 //!
 //! Evidence files come in three shapes, recognised by content:
-//! - the JSON of `GET /dev/attestation` (or `sigil attest --save`): evidence plus the
+//! - the JSON of `GET /dev/attestation`: evidence plus the
 //!   handshake values it is bound to, so the binding is checked too;
 //! - a raw Nitro attestation document (COSE_Sign1, first byte `0x84` or tag `0xd2`);
 //! - a raw 1184-byte SEV-SNP report, with `--cert` for its VCEK/VLEK (and optionally ASK, ARK).

@@ -364,6 +364,14 @@ impl Enclave {
             protocol_version: frame::PROTOCOL_VERSION,
         }
         .hash();
+        // The session first: a low-order client key is refused before the platform is asked.
+        let session = match (&enclave_secret, &r.client_pub) {
+            (Some(secret), Some(client_pub)) => Some(
+                EnclaveSession::new(secret, &client_pub.0, &binding, unix_time)
+                    .map_err(|_| Error::InvalidRequest("client x25519 key is of low order"))?,
+            ),
+            _ => None,
+        };
         let evidence = attester
             .attest(&AttestationInput {
                 user_data: &binding,
@@ -375,9 +383,7 @@ impl Enclave {
         if evidence.platform != platform {
             return Err(Error::Internal(InternalError::Encode));
         }
-        if let (Some(secret), Some(client_pub)) = (&enclave_secret, &r.client_pub) {
-            let session = EnclaveSession::new(secret, &client_pub.0, &binding, unix_time)
-                .map_err(|_| Error::InvalidRequest("client x25519 key is of low order"))?;
+        if let Some(session) = session {
             self.sessions.insert(session.id(), session);
         }
         Ok(Response::Attestation(Attestation {

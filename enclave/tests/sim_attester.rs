@@ -74,3 +74,42 @@ fn renewed_leaf_still_verifies_a_month_later() {
     let evidence = attester.attest(&input).unwrap();
     nitro::verify(&evidence.document, ca.root_der(), later, &policy()).unwrap();
 }
+
+/// Counts how often the platform is asked, to show a bad request never reaches it.
+struct Counting(SimAttester, std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl Attester for Counting {
+    fn platform(&self) -> Platform {
+        self.0.platform()
+    }
+    fn attest(
+        &mut self,
+        input: &AttestationInput<'_>,
+    ) -> Result<sigil_protocol::Evidence, sigil_enclave::attester::AttestError> {
+        self.1.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.0.attest(input)
+    }
+}
+
+#[test]
+fn a_low_order_client_key_is_refused_before_the_platform_attests() {
+    use sigil_protocol::{AttestRequest, Bytes, Envelope, ErrorCode, Request, Response, decode_message};
+    let ca = SimCa::generate().unwrap();
+    let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let broker = sigil_enclave::jwt::BrokerKey::from_sec1(&[4; 65]).unwrap();
+    let mut enclave = sigil_enclave::Enclave::new(sigil_enclave::Config::new(broker));
+    enclave.set_attester(Box::new(Counting(SimAttester::new(&ca, NOW).unwrap(), calls.clone())));
+    let mut env = sigil_enclave::FixedEnv::new(NOW);
+    let mut ask = |client_pub: [u8; 32]| {
+        let req = Request::Attest(AttestRequest { client_nonce: Bytes([1; 32]), client_pub: Some(Bytes(client_pub)) });
+        let frame = sigil_protocol::encode_message(&Envelope { request_id: 1, body: req }).unwrap();
+        decode_message::<Envelope<Response>>(&enclave.handle(&frame, &mut env)).unwrap().body
+    };
+    match ask([0; 32]) {
+        Response::Error(e) => assert_eq!(e.code, ErrorCode::InvalidRequest),
+        other => panic!("low-order key accepted: {other:?}"),
+    }
+    assert_eq!(calls.load(std::sync::atomic::Ordering::Relaxed), 0);
+    assert!(matches!(ask([9; 32]), Response::Attestation(_)));
+    assert_eq!(calls.load(std::sync::atomic::Ordering::Relaxed), 1);
+}
