@@ -191,9 +191,15 @@ impl Client {
         if resp.content_length().is_some_and(|n| n > MAX_RESPONSE as u64) {
             return Err(ClientError::Malformed);
         }
-        let bytes = resp.bytes().await.map_err(transport)?;
-        if bytes.len() > MAX_RESPONSE {
-            return Err(ClientError::Malformed);
+        // The host is untrusted: read in chunks and stop at the limit, so a body without a
+        // Content-Length (chunked) cannot make us buffer an unbounded amount.
+        let mut resp = resp;
+        let mut bytes = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(transport)? {
+            if bytes.len() + chunk.len() > MAX_RESPONSE {
+                return Err(ClientError::Malformed);
+            }
+            bytes.extend_from_slice(&chunk);
         }
         if status != 200 {
             let code = serde_json::from_slice::<serde_json::Value>(&bytes)
@@ -202,7 +208,7 @@ impl Client {
                 .unwrap_or_else(|| "unknown".to_owned());
             return Err(ClientError::Host { status, code });
         }
-        Ok(bytes.to_vec())
+        Ok(bytes)
     }
 
     /// Runs a handshake: fresh nonce and X25519 key, evidence verified against the policy.

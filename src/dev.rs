@@ -173,10 +173,7 @@ impl DevServer {
         use sigil_attestation::nitro::NitroPolicy;
         use sigil_attestation::policy::SimPolicy;
         let pcrs = sigil_enclave::attester::sim::sim_pcrs();
-        let k3_fingerprint = self.enclave.lock().ok().and_then(|e| {
-            let current = e.k3_store().current();
-            e.k3_store().fingerprints().find(|(v, _)| Some(*v) == current).map(|(_, fp)| fp)
-        });
+        let k3_fingerprint = self.enclave.lock().ok().and_then(|e| e.k3_store().current_fingerprint());
         sigil_attestation::Policy {
             platforms: vec![sigil_protocol::Platform::Sim],
             max_age_secs: 300,

@@ -327,8 +327,7 @@ impl Enclave {
     }
 
     fn current_fingerprint(&self) -> [u8; 32] {
-        let current = self.k3.current();
-        self.k3.fingerprints().find(|(v, _)| Some(*v) == current).map_or([0; 32], |(_, fp)| fp)
+        self.k3.current_fingerprint().unwrap_or([0; 32])
     }
 
     /// Evidence bound to the client's nonce and keys; with a client key, also a session.

@@ -116,6 +116,12 @@ impl K3Store {
         self.current
     }
 
+    /// The fingerprint of the [`K3Store::current`] epoch; `None` when unprovisioned.
+    #[must_use]
+    pub fn current_fingerprint(&self) -> Option<[u8; 32]> {
+        self.current.and_then(|v| self.epochs.get(&v)).map(|(_, fp)| *fp)
+    }
+
     /// `(key_version, fingerprint)` of every epoch, ascending.
     pub fn fingerprints(&self) -> impl Iterator<Item = (u8, [u8; 32])> + '_ {
         self.epochs.iter().map(|(v, (_, fp))| (*v, *fp))
@@ -175,6 +181,7 @@ mod tests {
     fn newest_epoch_is_current_and_fingerprints_differ() {
         let mut s = K3Store::new();
         assert_eq!(s.current(), None);
+        assert_eq!(s.current_fingerprint(), None);
         s.insert(2, K3::from_bytes([2; 32]));
         s.insert(1, K3::from_bytes([1; 32]));
         assert_eq!(s.current(), Some(2));
@@ -182,5 +189,6 @@ mod tests {
         assert_eq!(fps.len(), 2);
         assert_ne!(fps[0].1, fps[1].1);
         assert_ne!(fps[0].1, [1; 32]);
+        assert_eq!(s.current_fingerprint(), Some(K3::from_bytes([2; 32]).fingerprint()));
     }
 }

@@ -16,9 +16,6 @@ use crate::bytes::Bytes;
 /// Domain-separation label of [`Binding::hash`].
 pub const BINDING_LABEL: &[u8] = b"sigil/attest/v1";
 
-/// Largest evidence document accepted on the wire (a Nitro document is ~4.5 KiB, an SNP
-/// report 1184 bytes).
-pub const MAX_EVIDENCE_DOCUMENT: usize = 16 * 1024;
 /// Most certificates carried next to a document (SNP: VCEK/VLEK, ASK/ASVK, ARK).
 pub const MAX_EVIDENCE_CERTIFICATES: usize = 8;
 
