@@ -50,7 +50,6 @@ impl<K: Ord + Copy, V> BoundedCache<K, V> {
         }
     }
 
-    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.map.len()
     }

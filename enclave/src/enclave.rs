@@ -1,5 +1,6 @@
 //! The sans-IO enclave: one frame in, one frame out.
 
+mod custody;
 mod dev;
 
 use alloc::boxed::Box;
@@ -17,6 +18,8 @@ use sigil_protocol::{
 use zeroize::Zeroizing;
 
 use crate::attester::{AttestationInput, Attester};
+use crate::peer::PeerVerifier;
+use crate::sealer::Sealer;
 
 use crate::cache::BoundedCache;
 use crate::eip191;
@@ -46,6 +49,10 @@ pub struct Config {
     pub session_capacity: usize,
     /// Seconds a session lives after its handshake; the client then opens a new one.
     pub session_lifetime_secs: u64,
+    /// K3 fingerprints this enclave insists on, per epoch: provisioning, replication or a
+    /// sealed blob with another K3 for a listed epoch is refused. Part of the measured
+    /// configuration in production (so a host cannot swap in another deployment's blob).
+    pub expected_k3: alloc::collections::BTreeMap<u8, [u8; 32]>,
 }
 
 impl Config {
@@ -58,6 +65,7 @@ impl Config {
             wallet_cache_capacity: 16384,
             session_capacity: 4096,
             session_lifetime_secs: 3600,
+            expected_k3: alloc::collections::BTreeMap::new(),
         }
     }
 }
@@ -75,7 +83,16 @@ pub struct Enclave {
     /// Long-term response-signing key, drawn from `Env` on first use (the core has no
     /// entropy at construction). Its public half is bound into every piece of evidence.
     signing_key: Option<SigningKey>,
-    sessions: BoundedCache<[u8; 16], EnclaveSession>,
+    sessions: BoundedCache<[u8; 16], SessionSlot>,
+    custody: custody::Custody,
+}
+
+/// An attested session and what provisioning inside it needs: the enclave's ephemeral
+/// X25519 secret (the attested key K3 is sealed to) and the session's binding hash.
+struct SessionSlot {
+    session: EnclaveSession,
+    kem_secret: Zeroizing<[u8; 32]>,
+    binding: [u8; 64],
 }
 
 impl fmt::Debug for Enclave {
@@ -85,7 +102,8 @@ impl fmt::Debug for Enclave {
             .field("jwt_cache", &self.jwt_cache)
             .field("wallet_cache", &self.wallet_cache)
             .field("attester", &self.attester)
-            .field("sessions", &self.sessions)
+            .field("sessions", &self.sessions.len())
+            .field("custody", &self.custody)
             .finish_non_exhaustive()
     }
 }
@@ -100,6 +118,7 @@ impl Enclave {
             sessions: BoundedCache::new(config.session_capacity),
             attester: None,
             signing_key: None,
+            custody: custody::Custody::new(),
             config,
             k3: K3Store::new(),
             secp: Secp256k1::new(),
@@ -119,6 +138,19 @@ impl Enclave {
     /// `attestation_unavailable`.
     pub fn set_attester(&mut self, attester: Box<dyn Attester>) {
         self.attester = Some(attester);
+    }
+
+    /// Installs the platform's sealing key: provisioned and replicated epochs then stay
+    /// pending (not served) until a sealed blob holding them has been stored and confirmed.
+    /// Without one, K3 lives only in memory.
+    pub fn set_sealer(&mut self, sealer: Box<dyn Sealer>) {
+        self.custody.sealer = Some(sealer);
+    }
+
+    /// Installs the judge of replication peers (built from this enclave's own evidence).
+    /// Without one, replication is refused both ways.
+    pub fn set_peer_verifier(&mut self, verifier: Box<dyn PeerVerifier>) {
+        self.custody.peer_verifier = Some(verifier);
     }
 
     /// The public half of the response-signing key, once it exists (after the first
@@ -177,12 +209,14 @@ impl Enclave {
                 }))
             }
             Request::Status => Ok(Response::Status(self.status())),
-            Request::DeriveAddress(r) => {
+            Request::DeriveAddress(mut r) => {
+                r.subject.key_version = self.resolve_epoch(r.subject.key_version);
                 self.authorize(&r.subject, env)?;
                 let address = self.with_wallet(&r.subject, env, |_, w| Ok(w.address()))?;
                 Ok(Response::Address(AddressInfo { address: Bytes(address), key_version: r.subject.key_version }))
             }
-            Request::SignEip191(r) => {
+            Request::SignEip191(mut r) => {
+                r.subject.key_version = self.resolve_epoch(r.subject.key_version);
                 let digest = eip191::digest(&r.message);
                 self.authorize(&r.subject, env)?;
                 let (signature, address) = self.sign(&r.subject, &digest, env)?;
@@ -192,7 +226,8 @@ impl Enclave {
                     key_version: r.subject.key_version,
                 }))
             }
-            Request::SignEip712(r) => {
+            Request::SignEip712(mut r) => {
+                r.subject.key_version = self.resolve_epoch(r.subject.key_version);
                 // Authorise before parsing attacker-supplied JSON.
                 self.authorize(&r.subject, env)?;
                 let hashes = eip712::hash_typed_data(&r.typed_data)?;
@@ -210,6 +245,15 @@ impl Enclave {
             Request::Attest(r) => self.attest(&r, env),
             Request::Sealed(r) => self.sealed(&r, env),
             Request::DevCall(c) => self.dev_call(&c, env),
+            Request::Provision(_) | Request::Retire(_) => {
+                Err(Error::InvalidRequest("provisioning and retirement are only accepted inside an attested session"))
+            }
+            Request::CustodyStatus => Ok(Response::CustodyStatus(self.custody_status(env)?)),
+            Request::SealK3 => self.seal_k3(env),
+            Request::UnsealK3(u) => self.unseal_k3(&u.blob, env),
+            Request::PeerOffer => self.peer_offer(env),
+            Request::ExportForPeer(offer) => self.export_for_peer(&offer, env),
+            Request::ImportFromPeer(export) => self.import_from_peer(&export, env),
             // A variant added to the protocol crate before this enclave learnt to serve it.
             _ => Err(Error::InvalidRequest("request type not supported by this enclave")),
         }
@@ -240,6 +284,13 @@ impl Enclave {
         };
         claims.authorize(env.unix_time(), subject.omni.as_bytes())?;
         self.epoch(subject.key_version).map(|_| ())
+    }
+
+    /// Epoch 0 on the wire means "the current epoch" (the newest durable one). Unprovisioned,
+    /// it stays 0, which no epoch has, and the request fails as unprovisioned after its JWT
+    /// has been checked (SPEC check order).
+    fn resolve_epoch(&self, key_version: u8) -> u8 {
+        if key_version == 0 { self.k3.current().unwrap_or(0) } else { key_version }
     }
 
     fn epoch(&self, key_version: u8) -> Result<&K3, Error> {
@@ -295,14 +346,16 @@ impl Enclave {
     }
 
     fn derive_kek(&mut self, r: &DeriveKek, env: &mut impl Env) -> Result<Response, Error> {
-        self.authorize(&r.subject, env)?;
-        let kek = kek::derive(self.epoch(r.subject.key_version)?, r.subject.omni.as_bytes(), &r.context)
-            .map_err(kek_error)?;
+        // The AAD is the request as sent (epoch 0 included); the HPKE info names the epoch used.
+        let aad = r.aad();
+        let key_version = self.resolve_epoch(r.subject.key_version);
+        let subject = Subject { key_version, ..r.subject.clone() };
+        self.authorize(&subject, env)?;
+        let kek = kek::derive(self.epoch(key_version)?, subject.omni.as_bytes(), &r.context).map_err(kek_error)?;
         let mut rng = SeededRng::from_env(env)?;
-        let (enc, ciphertext) =
-            kek::seal(&kek, r.subject.key_version, &r.recipient.0, &r.aad(), &mut rng).map_err(kek_error)?;
+        let (enc, ciphertext) = kek::seal(&kek, key_version, &r.recipient.0, &aad, &mut rng).map_err(kek_error)?;
         Ok(Response::SealedKek(SealedKek {
-            key_version: r.subject.key_version,
+            key_version,
             encapsulated_key: Bytes(enc),
             ciphertext,
         }))
@@ -364,11 +417,13 @@ impl Enclave {
         }
         .hash();
         // The session first: a low-order client key is refused before the platform is asked.
-        let session = match (&enclave_secret, &r.client_pub) {
-            (Some(secret), Some(client_pub)) => Some(
-                EnclaveSession::new(secret, &client_pub.0, &binding, unix_time)
+        let session = match (enclave_secret, &r.client_pub) {
+            (Some(secret), Some(client_pub)) => Some(SessionSlot {
+                session: EnclaveSession::new(&secret, &client_pub.0, &binding, unix_time)
                     .map_err(|_| Error::InvalidRequest("client x25519 key is of low order"))?,
-            ),
+                kem_secret: secret,
+                binding,
+            }),
             _ => None,
         };
         let evidence = attester
@@ -382,8 +437,8 @@ impl Enclave {
         if evidence.platform != platform {
             return Err(Error::Internal(InternalError::Encode));
         }
-        if let Some(session) = session {
-            self.sessions.insert(session.id(), session);
+        if let Some(slot) = session {
+            self.sessions.insert(slot.session.id(), slot);
         }
         Ok(Response::Attestation(Attestation {
             protocol_version: frame::PROTOCOL_VERSION,
@@ -400,12 +455,12 @@ impl Enclave {
         let id = record.session_id.0;
         let now = env.unix_time();
         let lifetime = self.config.session_lifetime_secs;
-        let session = self.sessions.get_mut(&id).ok_or(Error::UnknownSession)?;
-        if now.saturating_sub(session.opened_at) > lifetime {
+        let slot = self.sessions.get_mut(&id).ok_or(Error::UnknownSession)?;
+        if now.saturating_sub(slot.session.opened_at) > lifetime {
             self.sessions.remove(&id);
             return Err(Error::UnknownSession);
         }
-        let (counter, plaintext) = match session.open_request(record) {
+        let (counter, plaintext) = match slot.session.open_request(record) {
             Ok(opened) => opened,
             Err(e) => {
                 self.sessions.remove(&id);
@@ -417,6 +472,8 @@ impl Enclave {
             Ok(Request::Attest(_) | Request::Sealed(_) | Request::DevCall(_) | Request::Hello(_)) => {
                 Err(Error::InvalidRequest("request type not allowed inside a session"))
             }
+            Ok(Request::Provision(p)) => self.provision(&id, &p, env),
+            Ok(Request::Retire(p)) => self.retire(&id, &p, env),
             Ok(req) => self.dispatch(req, env),
             Err(e) => Err(Error::Decode(e)),
         };
@@ -424,8 +481,8 @@ impl Enclave {
         let response = inner.unwrap_or_else(|e| Response::Error(WireError { code: e.code(), message: e.to_string() }));
         let encoded =
             Zeroizing::new(postcard::to_allocvec(&response).map_err(|_| Error::Internal(InternalError::Encode))?);
-        let session = self.sessions.get(&id).ok_or(Error::UnknownSession)?;
-        let sealed = session.seal_response(counter, &encoded).map_err(|_| Error::Internal(InternalError::Encode))?;
+        let slot = self.sessions.get(&id).ok_or(Error::UnknownSession)?;
+        let sealed = slot.session.seal_response(counter, &encoded).map_err(|_| Error::Internal(InternalError::Encode))?;
         Ok(Response::Sealed(sealed))
     }
 }

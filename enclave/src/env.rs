@@ -41,6 +41,11 @@ impl SeededRng {
         Ok(Self { seed, counter: 0 })
     }
 
+    /// Expands a seed the caller drew itself.
+    pub(crate) const fn from_seed(seed: [u8; 32]) -> Self {
+        Self { seed, counter: 0 }
+    }
+
     fn block(&mut self) -> [u8; 32] {
         let mut h = Sha256::new();
         h.update(b"sigil/drbg/v1");

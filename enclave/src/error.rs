@@ -9,6 +9,8 @@ use crate::attester::AttestError;
 use crate::eip712::Eip712Error;
 use crate::env::EntropyUnavailable;
 use crate::jwt::JwtError;
+use crate::peer::PeerError;
+use crate::sealer::{SealError, UnsealError};
 
 /// Why a request failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -42,6 +44,24 @@ pub enum Error {
     /// A sealed record failed its integrity checks; the session is closed.
     #[error("session closed: {0}")]
     Session(SessionError),
+    /// A sealed blob did not open; nothing was loaded. Provision K3 again (or replicate it
+    /// from a healthy peer).
+    #[error("reprovision required: {0}")]
+    Unseal(#[from] UnsealError),
+    /// The platform's sealing key is unavailable, or this enclave has none.
+    #[error("{0}")]
+    Sealing(SealError),
+    /// The epoch is loaded with another K3, or the enclave is configured to expect another.
+    #[error("k3 conflict for epoch {key_version}: {reason}")]
+    K3Conflict {
+        /// The epoch.
+        key_version: u8,
+        /// Which rule refused it.
+        reason: &'static str,
+    },
+    /// A replication peer was refused.
+    #[error("{0}")]
+    PeerRefused(#[from] PeerError),
     /// Nobody's input is at fault.
     #[error("internal error: {0}")]
     Internal(#[from] InternalError),
@@ -95,6 +115,10 @@ impl Error {
             Self::AttestationUnavailable(_) => ErrorCode::AttestationUnavailable,
             Self::UnknownSession => ErrorCode::UnknownSession,
             Self::Session(_) => ErrorCode::SessionIntegrity,
+            Self::Unseal(_) => ErrorCode::ReprovisionRequired,
+            Self::Sealing(_) => ErrorCode::SealingUnavailable,
+            Self::K3Conflict { .. } => ErrorCode::K3Conflict,
+            Self::PeerRefused(_) => ErrorCode::PeerRefused,
             Self::Internal(_) => ErrorCode::Internal,
         }
     }

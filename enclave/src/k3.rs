@@ -76,11 +76,21 @@ impl fmt::Debug for K3 {
     }
 }
 
+/// One loaded epoch.
+struct Slot {
+    k3: K3,
+    fingerprint: [u8; 32],
+    durable: bool,
+}
+
 /// Every loaded K3 generation, keyed by its `key_version` byte.
+///
+/// An epoch is *durable* once a sealed blob holding it has been confirmed (or it came from
+/// the enclave's own configuration). Only durable epochs are served: a K3 that a restart
+/// could lose never signs or derives anything.
 #[derive(Default)]
 pub struct K3Store {
-    epochs: BTreeMap<u8, (K3, [u8; 32])>,
-    current: Option<u8>,
+    epochs: BTreeMap<u8, Slot>,
 }
 
 impl K3Store {
@@ -90,41 +100,77 @@ impl K3Store {
         Self::default()
     }
 
-    /// Loads `k3` as epoch `key_version`, replacing any K3 of that epoch. The newest
-    /// (highest) epoch becomes current.
+    /// Loads `k3` as durable epoch `key_version`, replacing any K3 of that epoch.
     pub fn insert(&mut self, key_version: u8, k3: K3) {
-        let fp = k3.fingerprint();
-        self.epochs.insert(key_version, (k3, fp));
-        self.current = self.epochs.keys().next_back().copied();
+        self.put(key_version, k3, true);
     }
 
-    /// The K3 of an epoch.
+    /// Loads `k3` as epoch `key_version`, durable or pending.
+    pub(crate) fn put(&mut self, key_version: u8, k3: K3, durable: bool) {
+        let fingerprint = k3.fingerprint();
+        self.epochs.insert(key_version, Slot { k3, fingerprint, durable });
+    }
+
+    /// Marks a loaded epoch durable (a confirmed blob holds it).
+    pub(crate) fn mark_durable(&mut self, key_version: u8) {
+        if let Some(slot) = self.epochs.get_mut(&key_version) {
+            slot.durable = true;
+        }
+    }
+
+    /// Unloads an epoch.
+    pub(crate) fn remove(&mut self, key_version: u8) -> Option<K3> {
+        self.epochs.remove(&key_version).map(|s| s.k3)
+    }
+
+    /// The K3 of a durable epoch.
     #[must_use]
     pub fn get(&self, key_version: u8) -> Option<&K3> {
-        self.epochs.get(&key_version).map(|(k, _)| k)
+        self.epochs.get(&key_version).filter(|s| s.durable).map(|s| &s.k3)
     }
 
-    /// Whether any K3 is loaded.
+    /// The K3 of an epoch, durable or not, with its fingerprint.
+    pub(crate) fn get_any(&self, key_version: u8) -> Option<(&K3, [u8; 32])> {
+        self.epochs.get(&key_version).map(|s| (&s.k3, s.fingerprint))
+    }
+
+    /// Whether no durable K3 is loaded.
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        self.epochs.is_empty()
+        !self.epochs.values().any(|s| s.durable)
     }
 
-    /// The epoch used when none is chosen.
+    /// Number of loaded epochs, durable or not.
     #[must_use]
-    pub const fn current(&self) -> Option<u8> {
-        self.current
+    pub fn len(&self) -> usize {
+        self.epochs.len()
+    }
+
+    /// The epoch used when none is chosen: the newest durable one.
+    #[must_use]
+    pub fn current(&self) -> Option<u8> {
+        self.epochs.iter().rev().find(|(_, s)| s.durable).map(|(v, _)| *v)
     }
 
     /// The fingerprint of the [`K3Store::current`] epoch; `None` when unprovisioned.
     #[must_use]
     pub fn current_fingerprint(&self) -> Option<[u8; 32]> {
-        self.current.and_then(|v| self.epochs.get(&v)).map(|(_, fp)| *fp)
+        self.current().and_then(|v| self.epochs.get(&v)).map(|s| s.fingerprint)
     }
 
-    /// `(key_version, fingerprint)` of every epoch, ascending.
+    /// `(key_version, fingerprint)` of every durable epoch, ascending.
     pub fn fingerprints(&self) -> impl Iterator<Item = (u8, [u8; 32])> + '_ {
-        self.epochs.iter().map(|(v, (_, fp))| (*v, *fp))
+        self.epochs.iter().filter(|(_, s)| s.durable).map(|(v, s)| (*v, s.fingerprint))
+    }
+
+    /// `(key_version, fingerprint, durable)` of every loaded epoch, ascending.
+    pub fn states(&self) -> impl Iterator<Item = (u8, [u8; 32], bool)> + '_ {
+        self.epochs.iter().map(|(v, s)| (*v, s.fingerprint, s.durable))
+    }
+
+    /// `(key_version, K3)` of every loaded epoch (durable or not), ascending.
+    pub(crate) fn iter_all(&self) -> impl Iterator<Item = (u8, &K3)> + '_ {
+        self.epochs.iter().map(|(v, s)| (*v, &s.k3))
     }
 }
 
@@ -132,7 +178,7 @@ impl fmt::Debug for K3Store {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("K3Store")
             .field("epochs", &self.epochs.keys().collect::<alloc::vec::Vec<_>>())
-            .field("current", &self.current)
+            .field("current", &self.current())
             .finish_non_exhaustive()
     }
 }
@@ -190,5 +236,25 @@ mod tests {
         assert_ne!(fps[0].1, fps[1].1);
         assert_ne!(fps[0].1, [1; 32]);
         assert_eq!(s.current_fingerprint(), Some(K3::from_bytes([2; 32]).fingerprint()));
+    }
+
+    #[test]
+    fn pending_epochs_are_neither_served_nor_current() {
+        let mut s = K3Store::new();
+        s.put(1, K3::from_bytes([1; 32]), false);
+        assert!(s.is_empty());
+        assert_eq!(s.current(), None);
+        assert!(s.get(1).is_none());
+        assert!(s.get_any(1).is_some());
+        s.insert(2, K3::from_bytes([2; 32]));
+        s.put(3, K3::from_bytes([3; 32]), false);
+        assert_eq!(s.current(), Some(2));
+        assert_eq!(s.fingerprints().count(), 1);
+        assert_eq!(s.states().filter(|(_, _, d)| !d).count(), 2);
+        s.mark_durable(3);
+        assert_eq!(s.current(), Some(3));
+        assert!(s.remove(3).is_some());
+        assert_eq!(s.current(), Some(2));
+        assert_eq!(s.len(), 2);
     }
 }

@@ -59,6 +59,9 @@ mod json;
 pub mod jwt;
 pub mod k3;
 pub mod kek;
+pub mod peer;
+pub mod sealer;
+pub mod transfer;
 pub mod wallet;
 
 #[cfg(feature = "std")]

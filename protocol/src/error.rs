@@ -52,6 +52,16 @@ pub enum ErrorCode {
     UnknownSession,
     /// A sealed record was altered, replayed, reordered or dropped; the session is closed.
     SessionIntegrity,
+    /// A sealed blob could not be opened (wrong key, another measurement, corrupted,
+    /// truncated, or another K3 than expected): provision K3 again. Nothing was loaded.
+    ReprovisionRequired,
+    /// The epoch is already loaded with a different K3; an epoch's K3 never changes.
+    K3Conflict,
+    /// A replication peer's evidence was refused (another measurement, debug mode, bad chain,
+    /// wrong binding, or no offer of ours).
+    PeerRefused,
+    /// This enclave cannot seal K3 (no platform sealing key configured).
+    SealingUnavailable,
     /// A code this build does not know (sent by a newer peer).
     Other(UnknownCode),
 }
@@ -94,6 +104,10 @@ impl ErrorCode {
             Self::AttestationUnavailable => 18,
             Self::UnknownSession => 19,
             Self::SessionIntegrity => 20,
+            Self::ReprovisionRequired => 21,
+            Self::K3Conflict => 22,
+            Self::PeerRefused => 23,
+            Self::SealingUnavailable => 24,
             Self::Other(n) => n.0,
         }
     }
@@ -122,6 +136,10 @@ impl ErrorCode {
             18 => Self::AttestationUnavailable,
             19 => Self::UnknownSession,
             20 => Self::SessionIntegrity,
+            21 => Self::ReprovisionRequired,
+            22 => Self::K3Conflict,
+            23 => Self::PeerRefused,
+            24 => Self::SealingUnavailable,
             n => Self::Other(UnknownCode(n)),
         }
     }
@@ -151,6 +169,10 @@ impl ErrorCode {
             Self::AttestationUnavailable => "attestation_unavailable",
             Self::UnknownSession => "unknown_session",
             Self::SessionIntegrity => "session_integrity",
+            Self::ReprovisionRequired => "reprovision_required",
+            Self::K3Conflict => "k3_conflict",
+            Self::PeerRefused => "peer_refused",
+            Self::SealingUnavailable => "sealing_unavailable",
         }
     }
 
@@ -173,7 +195,7 @@ impl ErrorCode {
         match self {
             Self::InvalidRequest | Self::InvalidOmniAccount | Self::InvalidMessageHex | Self::InvalidTypedData => 400,
             Self::Unauthorized => 401,
-            Self::Forbidden => 403,
+            Self::Forbidden | Self::PeerRefused => 403,
             Self::NotFound => 404,
             Self::MethodNotAllowed => 405,
             Self::PayloadTooLarge => 413,
@@ -182,7 +204,10 @@ impl ErrorCode {
             Self::SignerDisabled
             | Self::EnclaveUnavailable
             | Self::UnknownKeyVersion
-            | Self::AttestationUnavailable => 503,
+            | Self::AttestationUnavailable
+            | Self::ReprovisionRequired
+            | Self::SealingUnavailable => 503,
+            Self::K3Conflict => 409,
             Self::UnknownSession => 410,
             Self::SessionIntegrity => 400,
             Self::Internal | Self::UnsupportedVersion | Self::MalformedFrame | Self::Other(_) => 500,

@@ -35,6 +35,7 @@ extern crate std;
 
 pub mod attest;
 mod bytes;
+pub mod custody;
 mod error;
 pub mod frame;
 mod message;
@@ -44,6 +45,7 @@ pub mod session;
 pub mod fuzzing;
 
 pub use attest::{AttestRequest, Attestation, Binding, Evidence, Platform};
+pub use custody::{CustodyStatus, EpochState, PeerExport, PeerOffer, ProvisionK3, SealedK3, UnsealK3};
 pub use bytes::Bytes;
 pub use error::{ErrorCode, UnknownCode};
 pub use frame::{Deframer, Frame, FrameError, MAX_PAYLOAD, PROTOCOL_VERSION};

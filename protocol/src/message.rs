@@ -13,6 +13,7 @@ use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use crate::ErrorCode;
 use crate::attest::{AttestRequest, Attestation};
+use crate::custody::{CustodyStatus, PeerExport, PeerOffer, ProvisionK3, SealedK3, UnsealK3};
 use crate::bytes::Bytes;
 use crate::session::SealedRecord;
 
@@ -105,6 +106,29 @@ pub enum Request {
     /// client sent and signs the body the client will get; answered with
     /// [`Response::DevResponse`].
     DevCall(DevCall),
+    /// Load the K3 of an epoch, HPKE-sealed to the session's attested key. Only accepted
+    /// inside an attested session; answered with [`Response::CustodyStatus`].
+    Provision(ProvisionK3),
+    /// Custody state; answered with [`Response::CustodyStatus`].
+    CustodyStatus,
+    /// Seal every loaded epoch under the platform-bound key; answered with
+    /// [`Response::SealedK3`].
+    SealK3,
+    /// Load or confirm a sealed blob; answered with [`Response::CustodyStatus`], or
+    /// `reprovision_required`.
+    UnsealK3(UnsealK3),
+    /// Make a one-time import key and attest to it; answered with [`Response::PeerOffer`].
+    PeerOffer,
+    /// Seal every durable epoch to a peer whose evidence shows the same measurement;
+    /// answered with [`Response::PeerExport`].
+    ExportForPeer(PeerOffer),
+    /// Load epochs exported by a peer with the same measurement; answered with
+    /// [`Response::CustodyStatus`].
+    ImportFromPeer(PeerExport),
+    /// Unload an epoch, proving possession of its K3 (sealed as for `Provision`, with the
+    /// retire label). Only inside an attested session; answered with
+    /// [`Response::CustodyStatus`].
+    Retire(ProvisionK3),
 }
 
 /// The version range the sender speaks.
@@ -211,6 +235,15 @@ pub enum Response {
     Sealed(SealedRecord),
     /// Answer to [`Request::DevCall`].
     DevResponse(DevResponse),
+    /// Answer to [`Request::CustodyStatus`], [`Request::Provision`], [`Request::UnsealK3`],
+    /// [`Request::ImportFromPeer`] and [`Request::Retire`].
+    CustodyStatus(CustodyStatus),
+    /// Answer to [`Request::SealK3`].
+    SealedK3(SealedK3),
+    /// Answer to [`Request::PeerOffer`].
+    PeerOffer(PeerOffer),
+    /// Answer to [`Request::ExportForPeer`].
+    PeerExport(PeerExport),
 }
 
 /// The plain agentKeys routes the enclave answers itself. Append-only.

@@ -21,8 +21,7 @@
 
 use core::fmt;
 use std::fs;
-use std::io::Write as _;
-use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _};
+use std::os::unix::fs::DirBuilderExt as _;
 use std::path::Path;
 use std::string::{String, ToString as _};
 use std::vec::Vec;
@@ -70,6 +69,42 @@ pub fn sim_pcrs() -> [[u8; 48]; 3] {
         let label = format!("sigil/sim/pcr{i}/{}", env!("CARGO_PKG_VERSION"));
         Sha384::digest(label.as_bytes()).into()
     })
+}
+
+/// File name of a persisted simulated measurement: PCR0, PCR1 and PCR2 as three lines of 96
+/// lowercase hex.
+pub const MEASUREMENT_FILE: &str = "sim-measurement";
+
+/// Loads the simulated measurement from `dir/sim-measurement`, or writes this build's
+/// [`sim_pcrs`] there, so a simulated enclave keeps its identity (and can open its sealed
+/// blobs) across rebuilds. Edit the file to rehearse "another build".
+pub fn load_or_create_measurement(dir: &Path) -> Result<[[u8; 48]; 3], AttestError> {
+    let path = dir.join(MEASUREMENT_FILE);
+    if !path.exists() {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| err(format!("cannot create {}: {e}", dir.display())))?;
+        let pcrs = sim_pcrs();
+        let text: String = pcrs.iter().map(|p| format!("{}\n", hex::encode(p))).collect();
+        write_atomically(&path, text.as_bytes(), 0o644)?;
+        return Ok(pcrs);
+    }
+    let text = read_pem(&path)?;
+    let lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    let mut pcrs = [[0u8; 48]; 3];
+    if lines.len() != 3 {
+        return Err(err(format!("{}: expected 3 lines of 96 hex digits (PCR0, PCR1, PCR2)", path.display())));
+    }
+    for (pcr, line) in pcrs.iter_mut().zip(&lines) {
+        hex::decode_to_slice(line, pcr)
+            .map_err(|_| err(format!("{}: expected 3 lines of 96 hex digits (PCR0, PCR1, PCR2)", path.display())))?;
+    }
+    if pcrs[0] == [0; 48] {
+        return Err(err(format!("{}: an all-zero PCR0 is debug mode", path.display())));
+    }
+    Ok(pcrs)
 }
 
 fn err(msg: impl Into<String>) -> AttestError {
@@ -262,31 +297,9 @@ fn read_pem(path: &Path) -> Result<Zeroizing<String>, AttestError> {
     fs::read_to_string(path).map(Zeroizing::new).map_err(fail)
 }
 
-/// Writes `data` to `path` via a temporary file in the same directory (created with `mode`
-/// from the start, so the key is never readable by others), `fsync` and `rename`.
 fn write_atomically(path: &Path, data: &[u8], mode: u32) -> Result<(), AttestError> {
-    let fail = |e: std::io::Error| err(format!("cannot write {}: {e}", path.display()));
-    let file_name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{file_name}.tmp-{}", std::process::id()));
-    // A temporary file left by a crash of this same pid would block `create_new`.
-    let _ = fs::remove_file(&tmp);
-    let written = (|| {
-        let mut file = fs::OpenOptions::new().write(true).create_new(true).mode(mode).open(&tmp)?;
-        // The umask may have narrowed `mode`; the certificate must stay world-readable.
-        file.set_permissions(fs::Permissions::from_mode(mode))?;
-        file.write_all(data)?;
-        file.sync_all()?;
-        fs::rename(&tmp, path)?;
-        // Make the rename itself durable.
-        if let Some(parent) = path.parent() {
-            fs::File::open(parent)?.sync_all()?;
-        }
-        Ok(())
-    })();
-    if written.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    written.map_err(fail)
+    crate::runtime::files::write_atomically(path, data, mode)
+        .map_err(|e| err(format!("cannot write {}: {e}", path.display())))
 }
 
 /// A leaf certificate and its signing key.
@@ -323,15 +336,21 @@ impl SimAttester {
     /// `ca`, valid from `unix_now - 1 h` to `unix_now + 30 days` (renewed automatically when
     /// a document is requested within a day of its expiry, or before its start).
     pub fn new(ca: &SimCa, unix_now: u64) -> Result<Self, AttestError> {
+        Self::with_pcrs(ca, unix_now, sim_pcrs())
+    }
+
+    /// As [`SimAttester::new`], measured as `pcrs` instead of this build's [`sim_pcrs`]: a
+    /// simulated enclave of another build (the sim analogue of another EIF).
+    pub fn with_pcrs(ca: &SimCa, unix_now: u64, pcrs: [[u8; 48]; 3]) -> Result<Self, AttestError> {
         let rng = SystemRandom::new();
         let mut id = [0u8; 8];
         rng.fill(&mut id).map_err(|_| err("no randomness for the module id"))?;
         let module_id = format!("sigil-sim-{}", hex::encode(id));
         let leaf = ca.issue_leaf(&module_id, unix_now, &rng)?;
-        Ok(Self { ca: ca.try_clone()?, leaf, module_id, pcrs: sim_pcrs(), rng })
+        Ok(Self { ca: ca.try_clone()?, leaf, module_id, pcrs, rng })
     }
 
-    /// The PCR0, PCR1 and PCR2 this attester's documents carry (equal to [`sim_pcrs`]).
+    /// The PCR0, PCR1 and PCR2 this attester's documents carry.
     #[must_use]
     pub fn pcrs(&self) -> [[u8; 48]; 3] {
         self.pcrs

@@ -9,6 +9,8 @@
     reason = "std-only module: portability to no_std is not a goal here"
 )]
 
+pub mod files;
+pub mod peer;
 pub mod unix;
 pub mod vsock;
 
