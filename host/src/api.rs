@@ -38,6 +38,7 @@ use sigil_protocol::{
 use crate::audit::{self, AuditLog};
 use crate::auth::{self, Authenticator};
 use crate::client::EnclaveClient;
+use crate::custody::{BlobStore, Custodian, REPROVISION_HINT, Report};
 use crate::error::AppError;
 use crate::metrics::{EnclaveGauges, Metrics};
 use crate::ratelimit::RateLimiter;
@@ -69,6 +70,8 @@ pub struct Shared {
     pub metrics: Metrics,
     /// JSON-lines audit log, if configured.
     pub audit: Option<AuditLog>,
+    /// Sealed-blob storage and K3 restore.
+    pub custodian: Custodian,
     /// Until when (ms since `started`) requests are refused as unprovisioned without asking
     /// the enclave; 0 once the enclave has been seen provisioned.
     unprovisioned_until_ms: AtomicU64,
@@ -92,17 +95,57 @@ impl AppState {
     /// Bundles the parts.
     #[must_use]
     pub fn new(client: EnclaveClient, auth: Authenticator, limiter: RateLimiter, audit: Option<AuditLog>) -> Self {
+        Self::with_store(client, auth, limiter, audit, None)
+    }
+
+    /// As [`AppState::new`], keeping the enclave's sealed K3 blobs in `store` (`--state-dir`).
+    #[must_use]
+    pub fn with_store(
+        client: EnclaveClient,
+        auth: Authenticator,
+        limiter: RateLimiter,
+        audit: Option<AuditLog>,
+        store: Option<BlobStore>,
+    ) -> Self {
         Self(Arc::new(Shared {
             client,
             auth,
             limiter,
             metrics: Metrics::default(),
             audit,
+            custodian: Custodian::new(store),
             unprovisioned_until_ms: AtomicU64::new(0),
             seen_provisioned: AtomicBool::new(false),
             started: Instant::now(),
             next_request_id: AtomicU64::new(1),
         }))
+    }
+
+    /// Restores K3 into a (re)started enclave and stores its sealed blob when its epochs
+    /// change (see [`Custodian::reconcile`]).
+    ///
+    /// # Errors
+    /// The enclave could not be asked.
+    pub async fn reconcile_custody(&self) -> Result<Report, AppError> {
+        let report = self.0.custodian.reconcile(&self.0.client).await?;
+        self.note_provisioned(report.status.epochs.iter().any(|e| e.durable && e.epoch.key_version == COMPAT_KEY_VERSION));
+        Ok(report)
+    }
+
+    /// Reconciles custody now and then every `every`, for as long as the runtime runs: an
+    /// enclave that restarts is given its K3 back within `every`.
+    pub fn spawn_custody(&self, every: std::time::Duration) -> tokio::task::JoinHandle<()> {
+        let st = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if let Err(e) = st.reconcile_custody().await {
+                    tracing::debug!(error = %e.message, "custody check skipped: enclave not reachable");
+                }
+            }
+        })
     }
 
     /// Asks the enclave whether the compat epoch is provisioned and remembers the answer.
@@ -128,6 +171,11 @@ pub fn app(state: AppState) -> Router {
         .route("/dev/attestation", get(attestation))
         .route("/v1/session", post(session))
         .route("/v1/sealed", post(sealed))
+        .route("/v1/provision", post(provision))
+        .route("/v1/custody", get(custody_status))
+        .route("/v1/peer/offer", post(peer_offer))
+        .route("/v1/peer/export", post(peer_export))
+        .route("/v1/peer/import", post(peer_import))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -170,6 +218,11 @@ fn route_label(path: &str) -> &'static str {
         "/dev/attestation" => "/dev/attestation",
         "/v1/session" => "/v1/session",
         "/v1/sealed" => "/v1/sealed",
+        "/v1/provision" => "/v1/provision",
+        "/v1/custody" => "/v1/custody",
+        "/v1/peer/offer" => "/v1/peer/offer",
+        "/v1/peer/export" => "/v1/peer/export",
+        "/v1/peer/import" => "/v1/peer/import",
         "/healthz" => "/healthz",
         "/readyz" => "/readyz",
         "/metrics" => "/metrics",
@@ -525,6 +578,104 @@ async fn sealed(State(st): State<AppState>, headers: HeaderMap, body: Body) -> R
     }
 }
 
+/// Relays a sealed record carrying a custody change (`Provision`, `Retire`) and, before
+/// answering, stores and confirms the enclave's new sealed blob, so the operator's next
+/// (sealed) status shows the epoch durable.
+async fn provision(State(st): State<AppState>, headers: HeaderMap, body: Body) -> Result<HttpResponse, AppError> {
+    let record: SealedRecord = postcard_body(&headers, body, MAX_BODY).await?;
+    let answer = match st.call(Request::Sealed(record)).await? {
+        Response::Sealed(r) => r,
+        _ => return Err(unexpected()),
+    };
+    if let Err(e) = st.reconcile_custody().await {
+        tracing::error!(error = %e.message, "custody not reconciled after provisioning");
+    }
+    postcard_response(&answer)
+}
+
+#[derive(Serialize)]
+struct EpochOut {
+    key_version: u8,
+    k3_fingerprint: String,
+    durable: bool,
+}
+
+#[derive(Serialize)]
+struct CustodyOut {
+    provisioned: bool,
+    current_key_version: Option<u8>,
+    epochs: Vec<EpochOut>,
+    sealer: Option<&'static str>,
+    needs_seal: bool,
+    state_dir: Option<String>,
+    sealed_generations: Vec<u64>,
+    reprovision_required: Option<String>,
+    persist_error: Option<String>,
+    hint: Option<&'static str>,
+}
+
+/// `GET /v1/custody`: the enclave's epochs and the host's blob store, as JSON (public values
+/// only). Unauthenticated, like `/readyz`; an operator's authenticated view is the sealed
+/// status inside an attested session.
+async fn custody_status(State(st): State<AppState>) -> Result<HttpResponse, AppError> {
+    let r = st.reconcile_custody().await?;
+    let reprovision = r.reprovision.clone().or_else(|| r.status.reprovision.clone());
+    Ok(Json(CustodyOut {
+        provisioned: r.status.current_key_version.is_some(),
+        current_key_version: r.status.current_key_version,
+        epochs: r
+            .status
+            .epochs
+            .iter()
+            .map(|e| EpochOut {
+                key_version: e.epoch.key_version,
+                k3_fingerprint: hex0x(&e.epoch.k3_fingerprint.0),
+                durable: e.durable,
+            })
+            .collect(),
+        sealer: r.status.sealer.map(sigil_protocol::Platform::label),
+        needs_seal: r.status.needs_seal,
+        state_dir: st.0.custodian.store().map(|s| s.dir().display().to_string()),
+        sealed_generations: r.generations,
+        hint: reprovision.as_ref().map(|_| REPROVISION_HINT),
+        reprovision_required: reprovision,
+        persist_error: r.persist_error,
+    })
+    .into_response())
+}
+
+/// `POST /v1/peer/offer`: the enclave's one-time import key and evidence (postcard
+/// `PeerOffer`), for a peer to seal its K3 epochs to.
+async fn peer_offer(State(st): State<AppState>) -> Result<HttpResponse, AppError> {
+    match st.call(Request::PeerOffer).await? {
+        Response::PeerOffer(o) => postcard_response(&o),
+        _ => Err(unexpected()),
+    }
+}
+
+/// `POST /v1/peer/export`: postcard `PeerOffer` in, postcard `PeerExport` out. The enclave
+/// refuses unless the offer's evidence shows its own measurement.
+async fn peer_export(State(st): State<AppState>, headers: HeaderMap, body: Body) -> Result<HttpResponse, AppError> {
+    let offer = postcard_body(&headers, body, MAX_BODY).await?;
+    match st.call(Request::ExportForPeer(offer)).await? {
+        Response::PeerExport(x) => postcard_response(&x),
+        _ => Err(unexpected()),
+    }
+}
+
+/// `POST /v1/peer/import`: postcard `PeerExport` in; the enclave checks the exporter's
+/// evidence, loads the epochs, and the host stores and confirms the new blob before
+/// answering with the postcard `CustodyStatus`.
+async fn peer_import(State(st): State<AppState>, headers: HeaderMap, body: Body) -> Result<HttpResponse, AppError> {
+    let export = postcard_body(&headers, body, MAX_BODY).await?;
+    match st.call(Request::ImportFromPeer(export)).await? {
+        Response::CustodyStatus(_) => {}
+        _ => return Err(unexpected()),
+    }
+    let report = st.reconcile_custody().await?;
+    postcard_response(&report.status)
+}
+
 /// Operator runbooks string-match this body.
 async fn healthz() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"))], "ok")
@@ -539,9 +690,14 @@ struct Ready {
 async fn readyz(State(st): State<AppState>) -> HttpResponse {
     match st.refresh_provisioned().await {
         Some(true) => Json(Ready { ready: true }).into_response(),
-        Some(false) => {
-            AppError::new(ErrorCode::SignerDisabled, "enclave reachable but not provisioned").into_response()
-        }
+        Some(false) => match st.0.custodian.reprovision().await {
+            Some(reason) => AppError::with(
+                ErrorCode::ReprovisionRequired,
+                format!("K3 could not be restored from the sealed blob ({reason}); {REPROVISION_HINT}"),
+            )
+            .into_response(),
+            None => AppError::new(ErrorCode::SignerDisabled, "enclave reachable but not provisioned").into_response(),
+        },
         None => AppError::new(ErrorCode::EnclaveUnavailable, "enclave unreachable").into_response(),
     }
 }

@@ -24,6 +24,7 @@ pub mod api;
 pub mod audit;
 pub mod auth;
 pub mod client;
+pub mod custody;
 pub mod error;
 pub mod metrics;
 pub mod ratelimit;

@@ -344,7 +344,7 @@ pub struct Status {
 }
 
 /// One loaded K3 generation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Epoch {
     /// Its `key_version` byte.
     pub key_version: u8,

@@ -1,7 +1,9 @@
 //! `sigil-enclave`: the enclave runtime. Inside a TEE it listens on vsock; for development
-//! and tests it listens on a Unix socket. K3 comes from a file or the environment until the
-//! attested provisioning ceremony lands. `--attester` picks where attestation evidence comes
-//! from; each platform's attester exists only in builds with its feature.
+//! and tests it listens on a Unix socket. It normally starts unprovisioned and receives K3
+//! from `sigil provision` (inside an attested session), from a peer (`sigil replicate`) or
+//! from its host's sealed blob; a K3 file or environment variable is also accepted, for
+//! migration and tests. `--attester` picks the platform (evidence, sealing key, peer
+//! verification); each platform exists only in builds with its feature.
 #![forbid(unsafe_code)]
 
 use std::path::{Path, PathBuf};
@@ -10,6 +12,9 @@ use std::sync::{Arc, Mutex};
 
 use clap::{Parser, ValueEnum};
 use sigil_enclave::attester::Attester;
+use sigil_enclave::peer::PeerVerifier;
+use sigil_enclave::runtime::peer::SameMeasurement;
+use sigil_enclave::sealer::Sealer;
 use sigil_enclave::jwt::BrokerKey;
 use sigil_enclave::runtime::{unix, vsock};
 use sigil_enclave::{Config, Enclave, K3};
@@ -50,6 +55,52 @@ struct Args {
     /// clients pinned. Required with `--attester sim`.
     #[arg(long, value_name = "DIR")]
     sim_ca: Option<PathBuf>,
+    /// Pin the K3 of an epoch by fingerprint, `KEY_VERSION:HEX` (repeatable): provisioning,
+    /// replication or a sealed blob with another K3 for that epoch is refused. Put it in the
+    /// measured configuration so a host cannot swap in another deployment's blob.
+    #[arg(long = "expect-k3", value_name = "V:FINGERPRINT", value_parser = parse_expect)]
+    expect_k3: Vec<(u8, [u8; 32])>,
+}
+
+fn parse_expect(s: &str) -> Result<(u8, [u8; 32]), String> {
+    let (v, fp) = s.split_once(':').ok_or("expected KEY_VERSION:FINGERPRINT")?;
+    let v: u8 = v.parse().map_err(|_| format!("{v}: not a key version (1..=255)"))?;
+    if v == 0 {
+        return Err("key version 0 is reserved".into());
+    }
+    let fp = fp.strip_prefix("0x").unwrap_or(fp);
+    let mut out = [0u8; 32];
+    hex::decode_to_slice(fp, &mut out).map_err(|_| "the fingerprint is 64 hex digits".to_owned())?;
+    Ok((v, out))
+}
+
+/// What a platform gives the enclave besides entropy and time.
+struct PlatformParts {
+    attester: Box<dyn Attester>,
+    sealer: Option<Box<dyn Sealer>>,
+    verifier: Option<Box<dyn PeerVerifier>>,
+}
+
+fn unix_now() -> Result<u64, String> {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .map_err(|e| format!("system clock: {e}"))
+}
+
+/// The peer verifier, built from this enclave's own evidence; `None` (with the reason
+/// logged) when that is impossible, e.g. in debug mode: replication is then refused.
+fn verifier_for(attester: &mut dyn Attester, sim_root: Option<&[u8]>) -> Result<Option<SameMeasurement>, String> {
+    match SameMeasurement::from_attester(attester, unix_now()?, sim_root) {
+        Ok(v) => {
+            tracing::info!(measurement = %hex::encode(v.measurement()), "peer verification: same platform and measurement only");
+            Ok(Some(v))
+        }
+        Err(e) => {
+            tracing::warn!(reason = %e, "replication disabled");
+            Ok(None)
+        }
+    }
 }
 
 /// The values of `--attester`. Every build accepts all of them on the command line so that a
@@ -84,63 +135,88 @@ fn not_built(kind: AttesterKind) -> String {
     format!("this build has no {name} attester; rebuild with --features {name}")
 }
 
-/// The attester `--attester` asks for, or `None` for `--attester none`.
-fn make_attester(args: &Args) -> Result<Option<Box<dyn Attester>>, String> {
+/// The platform `--attester` asks for, or `None` for `--attester none`.
+fn make_platform(args: &Args) -> Result<Option<PlatformParts>, String> {
     if args.sim_ca.is_some() && args.attester != AttesterKind::Sim {
         return Err("--sim-ca is only used with --attester sim".into());
     }
     match args.attester {
         AttesterKind::None => Ok(None),
-        AttesterKind::Sim => sim_attester(args.sim_ca.as_deref()).map(Some),
-        AttesterKind::Nitro => nitro_attester().map(Some),
-        AttesterKind::Snp => snp_attester().map(Some),
+        AttesterKind::Sim => sim_platform(args.sim_ca.as_deref()).map(Some),
+        AttesterKind::Nitro => nitro_platform().map(Some),
+        AttesterKind::Snp => snp_platform().map(Some),
     }
 }
 
 #[cfg(feature = "sim")]
-fn sim_attester(dir: Option<&Path>) -> Result<Box<dyn Attester>, String> {
-    use sigil_enclave::attester::sim::{SimAttester, SimCa};
-    use std::time::{SystemTime, UNIX_EPOCH};
+fn sim_platform(dir: Option<&Path>) -> Result<PlatformParts, String> {
+    use sigil_enclave::attester::sim::{self, SimAttester, SimCa};
+    use sigil_enclave::sealer::sim::SimSealer;
 
     let dir = dir.ok_or("--attester sim needs --sim-ca DIR (where the simulated root CA is kept)")?;
     let ca = SimCa::load_or_generate(dir).map_err(|e| format!("--sim-ca {}: {e}", dir.display()))?;
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_err(|e| format!("system clock: {e}"))?.as_secs();
-    let attester = SimAttester::new(&ca, now).map_err(|e| e.to_string())?;
+    let pcrs = sim::load_or_create_measurement(dir).map_err(|e| format!("--sim-ca {}: {e}", dir.display()))?;
+    let mut attester = SimAttester::with_pcrs(&ca, unix_now()?, pcrs).map_err(|e| e.to_string())?;
     let root_sha256 = hex::encode(ring::digest::digest(&ring::digest::SHA256, ca.root_der()));
     tracing::warn!(
-        sim_ca = %dir.join(sigil_enclave::attester::sim::ROOT_CERT_FILE).display(),
+        sim_ca = %dir.join(sim::ROOT_CERT_FILE).display(),
         %root_sha256,
-        "simulated attestation: evidence is signed by a test CA, not by a TEE; no production verifier accepts it"
+        "simulated attestation and sealing: evidence is signed by a test CA and blobs by a key file, not by a TEE; no production verifier accepts it"
     );
-    Ok(Box::new(attester))
+    let verifier = verifier_for(&mut attester, Some(ca.root_der()))?;
+    let sealer = SimSealer::load_or_generate(dir, &pcrs).map_err(|e| format!("--sim-ca {}: {e}", dir.display()))?;
+    Ok(PlatformParts {
+        attester: Box::new(attester),
+        sealer: Some(Box::new(sealer)),
+        verifier: verifier.map(|v| Box::new(v) as Box<dyn PeerVerifier>),
+    })
 }
 
 #[cfg(not(feature = "sim"))]
-fn sim_attester(_dir: Option<&Path>) -> Result<Box<dyn Attester>, String> {
+fn sim_platform(_dir: Option<&Path>) -> Result<PlatformParts, String> {
     Err(not_built(AttesterKind::Sim))
 }
 
 #[cfg(feature = "nitro")]
-fn nitro_attester() -> Result<Box<dyn Attester>, String> {
-    let attester = sigil_enclave::attester::nitro::NitroAttester::new().map_err(|e| e.to_string())?;
+fn nitro_platform() -> Result<PlatformParts, String> {
+    let mut attester = sigil_enclave::attester::nitro::NitroAttester::new().map_err(|e| e.to_string())?;
     tracing::info!("attestation: AWS Nitro (/dev/nsm)");
-    Ok(Box::new(attester))
+    let verifier = verifier_for(&mut attester, None)?;
+    // KMS-backed sealing (attestation-conditioned key policy) is not built yet: K3 lives in
+    // this enclave's memory and reaches a restarted enclave by provisioning or replication.
+    tracing::warn!("nitro: no sealing key (KMS sealing not built); restarts need `sigil provision` or `sigil replicate`");
+    Ok(PlatformParts {
+        attester: Box::new(attester),
+        sealer: None,
+        verifier: verifier.map(|v| Box::new(v) as Box<dyn PeerVerifier>),
+    })
 }
 
 #[cfg(not(feature = "nitro"))]
-fn nitro_attester() -> Result<Box<dyn Attester>, String> {
+fn nitro_platform() -> Result<PlatformParts, String> {
     Err(not_built(AttesterKind::Nitro))
 }
 
 #[cfg(feature = "snp")]
-fn snp_attester() -> Result<Box<dyn Attester>, String> {
-    let attester = sigil_enclave::attester::snp::SnpAttester::new().map_err(|e| e.to_string())?;
+fn snp_platform() -> Result<PlatformParts, String> {
+    let mut attester = sigil_enclave::attester::snp::SnpAttester::new().map_err(|e| e.to_string())?;
     tracing::info!("attestation: AMD SEV-SNP (/dev/sev-guest)");
-    Ok(Box::new(attester))
+    let verifier = verifier_for(&mut attester, None)?;
+    // The sealing key binds the launch measurement itself; the verifier tells us what it is
+    // (a debug guest has no verifier, and gets no sealing either).
+    let sealer = match &verifier {
+        Some(v) => {
+            let m: [u8; 48] = v.measurement().try_into().map_err(|_| "SNP measurement is not 48 bytes".to_owned())?;
+            let s = sigil_enclave::sealer::snp::SnpSealer::new(m).map_err(|e| e.to_string())?;
+            Some(Box::new(s) as Box<dyn Sealer>)
+        }
+        None => None,
+    };
+    Ok(PlatformParts { attester: Box::new(attester), sealer, verifier: verifier.map(|v| Box::new(v) as Box<dyn PeerVerifier>) })
 }
 
 #[cfg(not(feature = "snp"))]
-fn snp_attester() -> Result<Box<dyn Attester>, String> {
+fn snp_platform() -> Result<PlatformParts, String> {
     Err(not_built(AttesterKind::Snp))
 }
 
@@ -201,17 +277,32 @@ fn run(args: Args) -> Result<(), String> {
     let listen = parse_listen(&args.listen)?;
     // Before anything else that may take a while: a wrong `--attester` is a configuration
     // error worth reporting at once.
-    let attester = make_attester(&args)?;
+    let platform = make_platform(&args)?;
     let pem = read_small(&args.broker_pubkey, MAX_KEY_FILE, "broker key")?;
     let broker_key =
         BrokerKey::from_spki_pem(&pem).map_err(|e| format!("broker key {}: {e}", args.broker_pubkey.display()))?;
-    let mut enclave = Enclave::new(Config::new(broker_key));
-    match attester {
-        Some(attester) => enclave.set_attester(attester),
-        None => tracing::info!("no attester (--attester none): attestation requests will be refused"),
+    let mut config = Config::new(broker_key);
+    config.expected_k3 = args.expect_k3.iter().copied().collect();
+    let mut enclave = Enclave::new(config);
+    match platform {
+        Some(p) => {
+            enclave.set_attester(p.attester);
+            if let Some(s) = p.sealer {
+                enclave.set_sealer(s);
+            }
+            if let Some(v) = p.verifier {
+                enclave.set_peer_verifier(v);
+            }
+        }
+        None => tracing::info!(
+            "no attester (--attester none): attestation, provisioning and replication requests will be refused"
+        ),
     }
     match load_k3(&args)? {
         Some(k3) => {
+            if args.expect_k3.iter().any(|(v, fp)| *v == args.key_version && *fp != k3.fingerprint()) {
+                return Err(format!("the K3 given for epoch {} is not the one --expect-k3 pins", args.key_version));
+            }
             tracing::info!(key_version = args.key_version, k3_fingerprint = %hex::encode(k3.fingerprint()), "K3 loaded");
             enclave.load_k3(args.key_version, k3);
         }

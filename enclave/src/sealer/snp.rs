@@ -8,6 +8,7 @@
 #![allow(clippy::std_instead_of_alloc, clippy::std_instead_of_core, reason = "std-only module")]
 
 use core::fmt;
+use std::format;
 use std::vec::Vec;
 
 use sev::firmware::guest::{DerivedKey, Firmware, GuestFieldSelect};

@@ -10,6 +10,7 @@ use sigil_host::api::{AppState, app};
 use sigil_host::audit::AuditLog;
 use sigil_host::auth::Authenticator;
 use sigil_host::client::{ClientConfig, EnclaveAddr, EnclaveClient};
+use sigil_host::custody::BlobStore;
 use sigil_host::ratelimit::RateLimiter;
 use sigil_host::server;
 
@@ -54,6 +55,15 @@ struct Args {
     /// Persistent connections to the enclave.
     #[arg(long, default_value_t = 4)]
     enclave_connections: usize,
+    /// Directory for the enclave's sealed K3 blobs (created 0700). When the enclave starts,
+    /// its K3 is restored from here; whenever its epochs change, a new blob is stored here
+    /// (atomically; the previous one is kept until the new one has opened). Without it, K3
+    /// lives only in the enclave's memory.
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+    /// How often to check that the enclave holds its K3 (and restore it after a restart).
+    #[arg(long, default_value_t = 1000, value_name = "MS")]
+    custody_interval_ms: u64,
 }
 
 fn main() -> ExitCode {
@@ -100,7 +110,15 @@ async fn run(args: Args) -> Result<(), String> {
         Some(p) => Some(AuditLog::open(p).map_err(|e| format!("--audit-log {}: {e}", p.display()))?),
         None => None,
     };
-    let state = AppState::new(client, auth, RateLimiter::new(args.rate_limit, args.rate_burst), audit);
+    let store = match &args.state_dir {
+        Some(dir) => Some(BlobStore::open(dir).map_err(|e| format!("--state-dir {}: {e}", dir.display()))?),
+        None => {
+            tracing::warn!("no --state-dir: sealed K3 blobs are not stored; an enclave restart needs re-provisioning or replication");
+            None
+        }
+    };
+    let state = AppState::with_store(client, auth, RateLimiter::new(args.rate_limit, args.rate_burst), audit, store);
+    state.spawn_custody(std::time::Duration::from_millis(args.custody_interval_ms.max(50)));
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
