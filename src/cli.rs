@@ -20,6 +20,8 @@ use sigil_protocol::{AttestRequest, Attestation, Bytes, Evidence, Platform};
 
 use crate::client::{Client, ClientOptions};
 
+pub mod custody;
+
 /// Largest evidence file read (a Nitro document is ~5 KiB; JSON with base64 a bit more).
 const MAX_EVIDENCE_FILE: u64 = 256 * 1024;
 /// Largest certificate or policy file read.
@@ -52,8 +54,9 @@ pub struct AttestArgs {
     /// The policy file the enclave must satisfy.
     #[arg(long, value_name = "FILE")]
     pub policy: PathBuf,
-    /// An extra trusted TLS root (PEM), e.g. `sigil dev`'s self-signed certificate.
-    #[arg(long, value_name = "FILE")]
+    /// An extra trusted TLS root (PEM), e.g. `sigil dev`'s `tls-cert.pem`. Trust in the
+    /// enclave comes from attestation; this only lets TLS connect.
+    #[arg(long = "tls-ca", alias = "ca-cert", value_name = "FILE")]
     pub ca_cert: Option<PathBuf>,
     /// Verify as of this time (Unix seconds) instead of now.
     #[arg(long, value_name = "UNIX")]
@@ -77,7 +80,7 @@ pub struct PolicyArgs {
     pub allow_debug: bool,
 }
 
-fn read_limited(path: &Path, limit: u64, what: &str) -> Result<Vec<u8>, String> {
+pub(crate) fn read_limited(path: &Path, limit: u64, what: &str) -> Result<Vec<u8>, String> {
     let cannot = |e: std::io::Error| format!("cannot read {what} {}: {e}", path.display());
     let file = std::fs::File::open(path).map_err(cannot)?;
     let len = file.metadata().map_err(cannot)?.len();

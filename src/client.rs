@@ -19,15 +19,22 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sigil_attestation::{Policy, Verified};
 use sigil_protocol::session::{ClientSession, SessionError};
+use sigil_enclave::K3;
+use sigil_protocol::custody::{self, PROVISION_INFO_LABEL, PeerExport, PeerOffer, ProvisionK3, RETIRE_INFO_LABEL};
 use sigil_protocol::{
-    AddressInfo, AttestRequest, Attestation, BrokerToken, Bytes, DeriveAddress, DeriveKek, Eip191Signature,
-    Eip712Signature, ErrorCode, OmniAccount, Request, Response, SealedRecord, SignEip191, SignEip712, Subject,
-    decode_payload,
+    AddressInfo, AttestRequest, Attestation, BrokerToken, Bytes, CustodyStatus, DeriveAddress, DeriveKek,
+    Eip191Signature, Eip712Signature, ErrorCode, OmniAccount, Request, Response, SealedRecord, SignEip191, SignEip712,
+    Subject, decode_payload,
 };
 use zeroize::Zeroizing;
 
 /// The epoch the client signs with unless told otherwise (the old signer's only one).
 pub const DEFAULT_KEY_VERSION: u8 = 1;
+/// Where sealed records go.
+const SEALED_PATH: &str = "/v1/sealed";
+/// Where sealed custody changes go: the host stores the new sealed blob before answering.
+const PROVISION_PATH: &str = "/v1/provision";
+
 /// Largest response body read from the host (one frame's worth).
 const MAX_RESPONSE: usize = sigil_protocol::MAX_PAYLOAD + 1024;
 
@@ -82,17 +89,22 @@ pub enum ClientError {
     /// The OS random source failed.
     #[error("entropy source unavailable")]
     Entropy,
+    /// A custody step did not end as it must (an epoch still pending, a peer's evidence not
+    /// bound to the exchange, an import that did not arrive).
+    #[error("custody: {0}")]
+    Custody(String),
 }
 
 /// How a [`Client`] connects.
 #[derive(Debug, Clone)]
 pub struct ClientOptions {
-    /// An extra trusted TLS root (PEM), e.g. `sigil dev`'s self-signed certificate. TLS only
+    /// Extra trusted TLS roots (one or more PEM certificates), e.g. `sigil dev`'s self-signed
+    /// certificate. TLS only
     /// protects the handshake's metadata: the session is end-to-end with the enclave anyway.
     pub ca_cert_pem: Option<Vec<u8>>,
     /// Per-HTTP-request timeout.
     pub timeout: Duration,
-    /// The epoch requests use.
+    /// The epoch requests use; 0 = the enclave's current epoch.
     pub key_version: u8,
     /// The verification time; `None` means the system clock (tests pin it).
     pub now_unix: Option<u64>,
@@ -107,6 +119,10 @@ impl Default for ClientOptions {
 struct Session {
     session: ClientSession,
     verified: Verified,
+    /// The handshake's binding hash and the enclave's attested X25519 key: what K3 is sealed
+    /// to when provisioning.
+    binding: [u8; 64],
+    enclave_pub: [u8; 32],
 }
 
 /// An attested client of one sigil signer. Calls on one `Client` are serialised (a session
@@ -155,8 +171,14 @@ impl Client {
     pub async fn connect(url: &str, policy: Policy, options: ClientOptions) -> Result<Self, ClientError> {
         let mut builder = reqwest::Client::builder().timeout(options.timeout);
         if let Some(pem) = &options.ca_cert_pem {
-            let cert = reqwest::Certificate::from_pem(pem).map_err(|e| ClientError::Config(format!("ca cert: {e}")))?;
-            builder = builder.add_root_certificate(cert);
+            let certs = reqwest::Certificate::from_pem_bundle(pem)
+                .map_err(|e| ClientError::Config(format!("tls ca: {e}")))?;
+            if certs.is_empty() {
+                return Err(ClientError::Config("tls ca: no certificate in the PEM".into()));
+            }
+            for cert in certs {
+                builder = builder.add_root_certificate(cert);
+            }
         }
         let http = builder.build().map_err(|e| ClientError::Config(e.to_string()))?;
         let base = url.trim_end_matches('/').to_owned();
@@ -224,21 +246,34 @@ impl Client {
         let attestation: Attestation = decode_payload(&answer).map_err(|_| ClientError::Malformed)?;
         let verified = sigil_attestation::verify_attestation(&attestation, &request, self.now(), &self.policy)?;
         let enclave_pub = attestation.enclave_pub.ok_or(ClientError::Malformed)?;
-        let session = ClientSession::new(&secret, &enclave_pub.0, &attestation.binding(&request).hash())
-            .map_err(ClientError::Session)?;
-        Ok(Session { session, verified })
+        let binding = attestation.binding(&request).hash();
+        let session = ClientSession::new(&secret, &enclave_pub.0, &binding).map_err(ClientError::Session)?;
+        Ok(Session { session, verified, binding, enclave_pub: enclave_pub.0 })
     }
 
     /// Sends one request through the session (opening a new one if there is none) and
     /// returns the enclave's sealed answer.
     async fn call(&self, request: &Request) -> Result<Response, ClientError> {
         let plaintext = Zeroizing::new(postcard::to_allocvec(request).map_err(|_| ClientError::Malformed)?);
+        self.call_with(SEALED_PATH, |_| Ok(plaintext.clone())).await
+    }
+
+    /// Sends the request `make` builds from the session (its binding and attested key)
+    /// through `path`, opening a session first if there is none.
+    async fn call_with(
+        &self,
+        path: &str,
+        make: impl FnOnce(&Session) -> Result<Zeroizing<Vec<u8>>, ClientError>,
+    ) -> Result<Response, ClientError> {
         let mut guard = self.session.lock().await;
         if guard.is_none() {
             *guard = Some(self.handshake().await?);
         }
         let result = match guard.as_mut() {
-            Some(s) => self.round_trip(&mut s.session, &plaintext).await,
+            Some(s) => match make(s) {
+                Ok(plaintext) => self.round_trip(&mut s.session, path, &plaintext).await,
+                Err(e) => Err(e),
+            },
             None => Err(ClientError::UnexpectedResponse),
         };
         // After an integrity failure the session can no longer be trusted to be in step:
@@ -250,11 +285,16 @@ impl Client {
         result
     }
 
-    async fn round_trip(&self, session: &mut ClientSession, plaintext: &[u8]) -> Result<Response, ClientError> {
+    async fn round_trip(
+        &self,
+        session: &mut ClientSession,
+        path: &str,
+        plaintext: &[u8],
+    ) -> Result<Response, ClientError> {
         let record = session.seal_request(plaintext).map_err(ClientError::Session)?;
         let counter = record.counter;
         let body = postcard::to_allocvec(&record).map_err(|_| ClientError::Malformed)?;
-        let answer = match self.post("/v1/sealed", body).await {
+        let answer = match self.post(path, body).await {
             Err(ClientError::Host { code, .. })
                 if code == ErrorCode::SessionIntegrity.as_str() || code == ErrorCode::UnknownSession.as_str() =>
             {
@@ -333,14 +373,131 @@ impl Client {
         let (secret, public) = sigil_enclave::kek::recipient_keypair(&ikm);
         let req = DeriveKek { subject: self.subject(token, omni), context: context.to_vec(), recipient: Bytes(public) };
         let aad = req.aad();
-        let key_version = req.subject.key_version;
+        let asked = req.subject.key_version;
         match self.call(&Request::DeriveKek(req)).await? {
-            Response::SealedKek(s) if s.key_version == key_version => {
-                let kek = sigil_enclave::kek::open(&secret, key_version, &s.encapsulated_key.0, &s.ciphertext, &aad)
+            // Epoch 0 asks for the current one; the answer names it (and the HPKE info binds it).
+            Response::SealedKek(s) if asked == 0 || s.key_version == asked => {
+                let kek = sigil_enclave::kek::open(&secret, s.key_version, &s.encapsulated_key.0, &s.ciphertext, &aad)
                     .map_err(|_| ClientError::KekOpen)?;
                 Ok(Zeroizing::new(*kek.dangerous_as_bytes()))
             }
             _ => Err(ClientError::UnexpectedResponse),
         }
     }
+}
+
+/// K3 custody (SPEC §6), all through the attested session.
+impl Client {
+    /// The enclave's custody state, authenticated (it comes sealed).
+    pub async fn custody_status(&self) -> Result<CustodyStatus, ClientError> {
+        match self.call(&Request::CustodyStatus).await? {
+            Response::CustodyStatus(s) => Ok(s),
+            _ => Err(ClientError::UnexpectedResponse),
+        }
+    }
+
+    /// Provisions `k3` as epoch `key_version`: HPKE-sealed to this session's attested key,
+    /// sent through `/v1/provision` (the host stores the new sealed blob before answering),
+    /// then checked with a sealed status: the epoch must be loaded with this K3's fingerprint
+    /// and durable.
+    pub async fn provision(&self, key_version: u8, k3: &K3) -> Result<CustodyStatus, ClientError> {
+        self.custody_change(Request::Provision, PROVISION_INFO_LABEL, key_version, k3).await?;
+        let status = self.custody_status().await?;
+        let fp = k3.fingerprint();
+        match status.epochs.iter().find(|e| e.epoch.key_version == key_version) {
+            Some(e) if e.epoch.k3_fingerprint.0 != fp => {
+                Err(ClientError::Custody(format!("epoch {key_version} holds another K3")))
+            }
+            Some(e) if !e.durable => Err(ClientError::Custody(format!(
+                "epoch {key_version} is loaded but pending: the host has not stored its sealed blob (see its log and /v1/custody)"
+            ))),
+            Some(_) => Ok(status),
+            None => Err(ClientError::Custody(format!("epoch {key_version} is not loaded after provisioning"))),
+        }
+    }
+
+    /// Retires epoch `key_version`, proving possession of its K3 (so it can always be
+    /// provisioned again). The last epoch cannot be retired.
+    pub async fn retire(&self, key_version: u8, k3: &K3) -> Result<CustodyStatus, ClientError> {
+        self.custody_change(Request::Retire, RETIRE_INFO_LABEL, key_version, k3).await?;
+        let status = self.custody_status().await?;
+        if status.epochs.iter().any(|e| e.epoch.key_version == key_version) {
+            return Err(ClientError::Custody(format!("epoch {key_version} is still loaded")));
+        }
+        Ok(status)
+    }
+
+    async fn custody_change(
+        &self,
+        wrap: fn(ProvisionK3) -> Request,
+        label: &[u8],
+        key_version: u8,
+        k3: &K3,
+    ) -> Result<CustodyStatus, ClientError> {
+        let ikm = random::<32>()?;
+        let response = self
+            .call_with(PROVISION_PATH, |s| {
+                let info = custody::hpke_info(label, &s.binding);
+                let (enc, ciphertext) =
+                    sigil_enclave::transfer::seal(&s.enclave_pub, &info, &[key_version], &[k3], ikm)
+                        .map_err(|_| ClientError::Malformed)?;
+                let req = wrap(ProvisionK3 { key_version, encapsulated_key: Bytes(enc), ciphertext });
+                postcard::to_allocvec(&req).map(Zeroizing::new).map_err(|_| ClientError::Malformed)
+            })
+            .await?;
+        match response {
+            Response::CustodyStatus(s) => Ok(s),
+            _ => Err(ClientError::UnexpectedResponse),
+        }
+    }
+
+    /// Checks that evidence from this client's signer (or a peer of it) satisfies this
+    /// client's policy and carries `binding`.
+    fn check_peer_evidence(&self, evidence: &sigil_protocol::Evidence, binding: &[u8; 64]) -> Result<(), ClientError> {
+        let verified = sigil_attestation::verify_evidence(evidence, self.now(), &self.policy)?;
+        if verified.user_data != *binding {
+            return Err(ClientError::Attestation(sigil_attestation::Error::BindingMismatch));
+        }
+        Ok(())
+    }
+}
+
+/// Replicates every durable K3 epoch of `from`'s enclave to `to`'s, enclave to enclave:
+/// `to` makes a one-time import key and attests to it, `from` checks that evidence shows its
+/// own measurement and seals its epochs to that key (attesting in turn), `to` checks `from`'s
+/// evidence and loads them; its host stores and confirms the sealed blob. This client checks
+/// both pieces of evidence against its own policies too, and finally confirms through `to`'s
+/// attested session that the epochs arrived, with `from`'s fingerprints, durable.
+///
+/// The K3s never exist outside the two enclaves: this process and both hosts only relay
+/// ciphertext and evidence.
+pub async fn replicate(from: &Client, to: &Client) -> Result<CustodyStatus, ClientError> {
+    let answer = to.post("/v1/peer/offer", Vec::new()).await?;
+    let offer: PeerOffer = decode_payload(&answer).map_err(|_| ClientError::Malformed)?;
+    to.check_peer_evidence(&offer.evidence, &offer.binding())?;
+
+    let body = postcard::to_allocvec(&offer).map_err(|_| ClientError::Malformed)?;
+    let answer = from.post("/v1/peer/export", body).await?;
+    let export: PeerExport = decode_payload(&answer).map_err(|_| ClientError::Malformed)?;
+    if export.import_pub != offer.import_pub {
+        return Err(ClientError::Custody("the export answers another offer".into()));
+    }
+    from.check_peer_evidence(&export.evidence, &export.binding(sigil_protocol::PROTOCOL_VERSION))?;
+
+    let body = postcard::to_allocvec(&export).map_err(|_| ClientError::Malformed)?;
+    to.post("/v1/peer/import", body).await?;
+    let status = to.custody_status().await?;
+    for epoch in &export.epochs {
+        match status.epochs.iter().find(|e| e.epoch.key_version == epoch.key_version) {
+            Some(e) if e.epoch == *epoch && e.durable => {}
+            Some(e) if e.epoch == *epoch => {
+                return Err(ClientError::Custody(format!(
+                    "epoch {} arrived but is pending: the receiving host has not stored its sealed blob",
+                    epoch.key_version
+                )));
+            }
+            _ => return Err(ClientError::Custody(format!("epoch {} did not arrive", epoch.key_version))),
+        }
+    }
+    Ok(status)
 }
