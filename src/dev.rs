@@ -7,6 +7,13 @@
 //! The enclave attests with the simulated attester under a root generated for the run
 //! ([`DevServer::sim_ca`]): real Nitro-format evidence that only a verifier pinning that root
 //! (and accepting the `sim` platform, which no production policy does) will accept.
+//!
+//! With `--state-dir DIR` the whole K3 custody flow can be rehearsed with the production
+//! commands: `DIR` keeps the TLS certificate (`tls-cert.pem`), the policy (`policy.toml`),
+//! the sim root, measurement and sealing key, and the sealed K3 blobs, so a restart keeps the
+//! same identity and restores K3 from its blob. K3 then comes only from
+//! `DEV_KEY_SERVICE_MASTER_SECRET`, the sealed blob, `sigil provision` or `sigil replicate` —
+//! never from fresh randomness, which a restart would lose.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -18,12 +25,15 @@ use ring::rand::SystemRandom;
 use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
 use sha2::{Digest, Sha256};
 use sigil_enclave::attester::sim::{SimAttester, SimCa};
+use sigil_enclave::runtime::peer::SameMeasurement;
+use sigil_enclave::sealer::sim::SimSealer;
 use sigil_enclave::jwt::BrokerKey;
 use sigil_enclave::{Config, Enclave, K3};
 use sigil_host::api::{AppState, app};
 use sigil_host::audit::AuditLog;
 use sigil_host::auth::Authenticator;
 use sigil_host::client::{ClientConfig, EnclaveAddr, EnclaveClient};
+use sigil_host::custody::BlobStore;
 use sigil_host::ratelimit::RateLimiter;
 use sigil_host::server;
 use zeroize::Zeroizing;
@@ -68,7 +78,26 @@ pub struct DevArgs {
     /// K3 fingerprint) to this file, for rehearsing `sigil attest` / `sigil verify`.
     #[arg(long, value_name = "PATH")]
     pub write_policy: Option<PathBuf>,
+    /// Keep this signer's identity and sealed K3 in DIR (created 0700): TLS certificate,
+    /// policy, sim root, measurement and sealing key, and the sealed K3 blobs.
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Start without K3 (ignore DEV_KEY_SERVICE_MASTER_SECRET): provision it with
+    /// `sigil provision`, or restore it from the sealed blob in `--state-dir`.
+    #[arg(long)]
+    pub unprovisioned: bool,
+    /// Use the sim root in DIR (instead of the state directory's own): two `sigil dev`s on one
+    /// root are like two machines of one vendor, and can replicate K3 to each other.
+    #[arg(long, value_name = "DIR")]
+    pub sim_ca: Option<PathBuf>,
 }
+
+/// The files of a `--state-dir`.
+pub const TLS_CERT_FILE: &str = "tls-cert.pem";
+/// The TLS key in a `--state-dir` (mode 0600).
+pub const TLS_KEY_FILE: &str = "tls-key.pem";
+/// The sim policy written into a `--state-dir` at every start.
+pub const POLICY_FILE: &str = "policy.toml";
 
 /// A broker key pair generated for this run, able to mint dev tokens.
 struct DevBroker {
@@ -160,6 +189,11 @@ pub struct DevServer {
     /// The root that signs the simulated attester's certificates: pin it to verify this
     /// server's evidence.
     pub sim_ca: SimCa,
+    /// The simulated measurement (PCR0, PCR1, PCR2).
+    pub pcrs: [[u8; 48]; 3],
+    /// `--state-dir`, if given.
+    pub state_dir: Option<PathBuf>,
+    custody_task: tokio::task::JoinHandle<()>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
@@ -172,7 +206,7 @@ impl DevServer {
     pub fn sim_policy(&self) -> sigil_attestation::Policy {
         use sigil_attestation::nitro::NitroPolicy;
         use sigil_attestation::policy::SimPolicy;
-        let pcrs = sigil_enclave::attester::sim::sim_pcrs();
+        let pcrs = self.pcrs;
         let k3_fingerprint = self.enclave.lock().ok().and_then(|e| e.k3_store().current_fingerprint());
         sigil_attestation::Policy {
             platforms: vec![sigil_protocol::Platform::Sim],
@@ -197,6 +231,7 @@ impl DevServer {
     /// # Errors
     /// The server task's error.
     pub async fn stop(mut self) -> std::io::Result<()> {
+        self.custody_task.abort();
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -210,9 +245,54 @@ impl DevServer {
 /// # Errors
 /// A one-line, secret-free description of what is misconfigured.
 pub async fn start(args: &DevArgs) -> Result<DevServer, String> {
+    if args.unprovisioned {
+        return start_with(args, None).await;
+    }
+    if args.state_dir.is_some() && std::env::var_os(K3_ENV).is_none() {
+        // A random K3 would be lost by a restart: restore from the blob or wait for `sigil provision`.
+        return start_with(args, None).await;
+    }
     let (k3, imported) = load_k3()?;
     tracing::info!(k3_source = if imported { K3_ENV } else { "random" }, "loading K3");
     start_with(args, Some(k3)).await
+}
+
+/// The TLS certificate and key: from `--tls-cert/--tls-key`, from the state directory, or
+/// generated (and saved there when there is one).
+fn tls_material(args: &DevArgs) -> Result<(String, Zeroizing<String>), String> {
+    use sigil_enclave::runtime::files;
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        let read = |p: &std::path::Path, what: &str| {
+            files::read_limited(p, 64 * 1024)
+                .map_err(|e| format!("{what} {}: {e}", p.display()))
+                .and_then(|b| String::from_utf8(b).map_err(|_| format!("{what} {}: not PEM", p.display())))
+        };
+        return Ok((read(cert, "--tls-cert")?, Zeroizing::new(read(key, "--tls-key")?)));
+    }
+    if let Some(dir) = &args.state_dir {
+        let (cert, key) = (dir.join(TLS_CERT_FILE), dir.join(TLS_KEY_FILE));
+        if cert.exists() && key.exists() {
+            let read = |p: &std::path::Path| {
+                files::read_limited(p, 64 * 1024)
+                    .ok()
+                    .and_then(|b| String::from_utf8(b).ok())
+                    .ok_or_else(|| format!("cannot read {}", p.display()))
+            };
+            return Ok((read(&cert)?, Zeroizing::new(read(&key)?)));
+        }
+    }
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+        .map_err(|e| format!("cannot generate a TLS certificate: {e}"))?;
+    let (cert_pem, key_pem) = (ck.cert.pem(), Zeroizing::new(ck.signing_key.serialize_pem()));
+    if let Some(dir) = &args.state_dir {
+        let write = |name: &str, data: &str, mode| {
+            files::write_atomically(&dir.join(name), data.as_bytes(), mode)
+                .map_err(|e| format!("cannot write {}: {e}", dir.join(name).display()))
+        };
+        write(TLS_KEY_FILE, &key_pem, 0o600)?;
+        write(TLS_CERT_FILE, &cert_pem, 0o644)?;
+    }
+    Ok((cert_pem, key_pem))
 }
 
 /// Starts the dev signer with the given K3, or unprovisioned with `None`.
@@ -234,26 +314,40 @@ pub async fn start_with(args: &DevArgs, k3: Option<K3>) -> Result<DevServer, Str
     let broker_key = BrokerKey::from_spki_pem(&broker_pem).map_err(|e| format!("broker key: {e}"))?;
     let auth = Authenticator::new(broker_pem.as_bytes(), 4096).map_err(|e| e.to_string())?;
 
-    let (tls, cert_pem) = match (&args.tls_cert, &args.tls_key) {
-        (Some(cert), Some(key)) => {
-            let pem = std::fs::read_to_string(cert).map_err(|e| format!("--tls-cert {}: {e}", cert.display()))?;
-            (server::tls_config_from_files(cert, key).map_err(|e| e.to_string())?, pem)
-        }
-        _ => {
-            let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
-                .map_err(|e| format!("cannot generate a TLS certificate: {e}"))?;
-            let cert_pem = ck.cert.pem();
-            let key_pem = Zeroizing::new(ck.signing_key.serialize_pem());
-            (server::tls_config_from_pem(cert_pem.as_bytes(), key_pem.as_bytes()).map_err(|e| e.to_string())?, cert_pem)
-        }
-    };
+    if let Some(dir) = &args.state_dir {
+        sigil_enclave::runtime::files::create_private_dir(dir)
+            .map_err(|e| format!("--state-dir {}: {e}", dir.display()))?;
+    }
+    let (cert_pem, key_pem) = tls_material(args)?;
+    let tls = server::tls_config_from_pem(cert_pem.as_bytes(), key_pem.as_bytes()).map_err(|e| e.to_string())?;
 
     let mut enclave = Enclave::new(Config::new(broker_key));
-    let sim_ca = SimCa::generate().map_err(|e| format!("cannot create the simulated attestation root: {e}"))?;
+    let ca_dir = args.sim_ca.as_ref().or(args.state_dir.as_ref());
+    let sim_ca = match ca_dir {
+        Some(dir) => SimCa::load_or_generate(dir),
+        None => SimCa::generate(),
+    }
+    .map_err(|e| format!("cannot create the simulated attestation root: {e}"))?;
+    let pcrs = match &args.state_dir {
+        Some(dir) => sigil_enclave::attester::sim::load_or_create_measurement(dir).map_err(|e| e.to_string())?,
+        None => sigil_enclave::attester::sim::sim_pcrs(),
+    };
     let unix_now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let attester =
-        SimAttester::new(&sim_ca, unix_now).map_err(|e| format!("cannot create the simulated attester: {e}"))?;
+    let mut attester = SimAttester::with_pcrs(&sim_ca, unix_now, pcrs)
+        .map_err(|e| format!("cannot create the simulated attester: {e}"))?;
+    let verifier = SameMeasurement::from_attester(&mut attester, unix_now, Some(sim_ca.root_der()))?;
     enclave.set_attester(Box::new(attester));
+    enclave.set_peer_verifier(Box::new(verifier));
+    let sealer = match &args.state_dir {
+        Some(dir) => SimSealer::load_or_generate(dir, &pcrs).map_err(|e| e.to_string())?,
+        None => {
+            // No directory: a sealing key for this run only (blobs are confirmed, not stored).
+            let mut secret = Zeroizing::new([0u8; 32]);
+            getrandom::fill(secret.as_mut_slice()).map_err(|e| format!("no randomness: {e}"))?;
+            SimSealer::new(secret, &pcrs)
+        }
+    };
+    enclave.set_sealer(Box::new(sealer));
     if let Some(k3) = k3 {
         tracing::info!(k3_fingerprint = %hex::encode(k3.fingerprint()), "K3 loaded");
         enclave.load_k3(sigil_host::api::COMPAT_KEY_VERSION, k3);
@@ -274,7 +368,14 @@ pub async fn start_with(args: &DevArgs, k3: Option<K3>) -> Result<DevServer, Str
         Some(p) => Some(AuditLog::open(p).map_err(|e| format!("--audit-log {}: {e}", p.display()))?),
         None => None,
     };
-    let state = AppState::new(client, auth, RateLimiter::new(args.rate_limit, args.rate_burst), audit);
+    let store = match &args.state_dir {
+        Some(dir) => Some(BlobStore::open(dir).map_err(|e| format!("--state-dir {}: {e}", dir.display()))?),
+        None => None,
+    };
+    let state = AppState::with_store(client, auth, RateLimiter::new(args.rate_limit, args.rate_burst), audit, store);
+    // Restore (or store) K3 before serving, then keep it so.
+    state.reconcile_custody().await.map_err(|e| format!("custody: {}", e.message))?;
+    let custody_task = state.spawn_custody(Duration::from_secs(1));
 
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port))
         .await
@@ -291,7 +392,27 @@ pub async fn start_with(args: &DevArgs, k3: Option<K3>) -> Result<DevServer, Str
         Some(b) => Some(b.mint(&omni, Duration::from_secs(3600))?),
         None => None,
     };
-    Ok(DevServer { addr, cert_pem, token, omni, broker_pem, enclave, state, sim_ca, shutdown: Some(tx), task })
+    let dev = DevServer {
+        addr,
+        cert_pem,
+        token,
+        omni,
+        broker_pem,
+        enclave,
+        state,
+        sim_ca,
+        pcrs,
+        state_dir: args.state_dir.clone(),
+        custody_task,
+        shutdown: Some(tx),
+        task,
+    };
+    if let Some(dir) = &dev.state_dir {
+        let policy = dir.join(POLICY_FILE);
+        sigil_enclave::runtime::files::write_atomically(&policy, dev.sim_policy().to_toml().as_bytes(), 0o644)
+            .map_err(|e| format!("cannot write {}: {e}", policy.display()))?;
+    }
+    Ok(dev)
 }
 
 /// `sigil dev` from the command line: start, print how to use it, serve until Ctrl-C/SIGTERM.
@@ -299,21 +420,27 @@ pub async fn start_with(args: &DevArgs, k3: Option<K3>) -> Result<DevServer, Str
 /// # Errors
 /// Startup errors (exit code 2).
 pub async fn run(args: DevArgs) -> Result<(), String> {
-    let imported = std::env::var_os(K3_ENV).is_some();
+    let imported = !args.unprovisioned && std::env::var_os(K3_ENV).is_some();
     let dev = start(&args).await?;
-    // A private, unguessable directory: /tmp is shared.
-    let mut suffix = [0u8; 8];
-    getrandom::fill(&mut suffix).map_err(|e| format!("no randomness: {e}"))?;
-    let dir = std::env::temp_dir().join(format!("sigil-dev-{}-{}", dev.addr.port(), hex::encode(suffix)));
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        std::fs::DirBuilder::new()
-            .mode(0o700)
-            .create(&dir)
-            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let dir = match &args.state_dir {
+        Some(dir) => dir.clone(),
+        None => {
+            // A private, unguessable directory: /tmp is shared.
+            let mut suffix = [0u8; 8];
+            getrandom::fill(&mut suffix).map_err(|e| format!("no randomness: {e}"))?;
+            let dir = std::env::temp_dir().join(format!("sigil-dev-{}-{}", dev.addr.port(), hex::encode(suffix)));
+            sigil_enclave::runtime::files::create_private_dir(&dir)
+                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            dir
+        }
+    };
+    let cert_path = dir.join(TLS_CERT_FILE);
+    let policy_path = dir.join(POLICY_FILE);
+    if args.state_dir.is_none() {
+        std::fs::write(&cert_path, &dev.cert_pem).map_err(|e| format!("cannot write {}: {e}", cert_path.display()))?;
+        std::fs::write(&policy_path, dev.sim_policy().to_toml())
+            .map_err(|e| format!("cannot write {}: {e}", policy_path.display()))?;
     }
-    let cert_path = dir.join("tls-cert.pem");
-    std::fs::write(&cert_path, &dev.cert_pem).map_err(|e| format!("cannot write {}: {e}", cert_path.display()))?;
     let root_path = dir.join("sim-attestation-root.pem");
     std::fs::write(&root_path, dev.sim_ca.root_pem())
         .map_err(|e| format!("cannot write {}: {e}", root_path.display()))?;
@@ -321,23 +448,50 @@ pub async fn run(args: DevArgs) -> Result<(), String> {
         std::fs::write(path, dev.sim_policy().to_toml())
             .map_err(|e| format!("cannot write the policy {}: {e}", path.display()))?;
     }
-    let k3_fp = dev
-        .enclave
-        .lock()
-        .map(|e| e.k3_store().fingerprints().map(|(_, f)| hex::encode(f)).collect::<Vec<_>>().join(","))
-        .unwrap_or_default();
+    let report = dev.state.reconcile_custody().await.map_err(|e| format!("custody: {}", e.message))?;
+    let fingerprints: Vec<String> = report
+        .status
+        .epochs
+        .iter()
+        .map(|e| format!("epoch {} 0x{}", e.epoch.key_version, hex::encode(e.epoch.k3_fingerprint.0)))
+        .collect();
 
     println!("sigil dev: signer listening on https://{}", dev.addr);
     println!("  enclave:  simulated, in-process (the real enclave code; no TEE)");
-    println!(
-        "  K3:       {} (fingerprint {k3_fp})",
-        if imported { "imported from DEV_KEY_SERVICE_MASTER_SECRET" } else { "random, for this run only" }
-    );
+    let source = if imported {
+        "imported from DEV_KEY_SERVICE_MASTER_SECRET"
+    } else if args.state_dir.is_some() || args.unprovisioned {
+        "from the sealed blob or `sigil provision`"
+    } else {
+        "random, for this run only"
+    };
+    if fingerprints.is_empty() {
+        println!("  K3:       not provisioned ({source})");
+    } else {
+        println!("  K3:       {source}: {}", fingerprints.join(", "));
+    }
+    if let Some(reason) = &report.reprovision {
+        println!("  CUSTODY:  reprovision_required: {reason}");
+        println!("            {}", sigil_host::custody::REPROVISION_HINT);
+    }
+    match &args.state_dir {
+        Some(d) => println!("  state:    {} (sealed K3 blobs, identity; a restart restores K3 from here)", d.display()),
+        None => println!("  state:    none (K3 lives in memory; use --state-dir DIR to keep it sealed on disk)"),
+    }
     println!("  TLS cert: {}", cert_path.display());
+    println!("  policy:   {}", policy_path.display());
     println!("  evidence: simulated Nitro documents under the test root {}", root_path.display());
+    if fingerprints.is_empty() {
+        println!(
+            "  provision: sigil provision --url https://{} --policy {} --tls-ca {} --k3-file K3_FILE",
+            dev.addr,
+            policy_path.display(),
+            cert_path.display()
+        );
+    }
     if let Some(path) = &args.write_policy {
         println!(
-            "  policy:   {} (check it: sigil attest --url https://{} --ca-cert {} --policy {})",
+            "  policy:   {} (check it: sigil attest --url https://{} --tls-ca {} --policy {})",
             path.display(),
             dev.addr,
             cert_path.display(),
