@@ -157,7 +157,7 @@ const TIMES: [u64; 8] = [
 /// - a K3-using request succeeds only if its token is one of the genuine tokens, verbatim,
 ///   inside its validity window (with leeway) and for the request's account; otherwise it
 ///   fails `unauthorized` (the JWT is checked before anything else); then an unknown epoch
-///   fails `unknown_key_version`;
+///   fails `unknown_key_version` (epoch 0 means the current one, the loaded epoch);
 /// - addresses are the account's wallet; EIP-191 and EIP-712 signatures are low-s, `v ∈ {0,1}`
 ///   and recover to it over the digest computed here; EIP-712 hashes equal those of
 ///   [`eip712::hash_typed_data`] and typed data it rejects fails `invalid_typed_data`;
@@ -408,7 +408,7 @@ impl Model<'_> {
             self.expect_error(resp, ErrorCode::Unauthorized);
             return None;
         }
-        if subject.key_version != KEY_VERSION {
+        if subject.key_version != KEY_VERSION && subject.key_version != 0 {
             self.expect_error(resp, ErrorCode::UnknownKeyVersion);
             return None;
         }

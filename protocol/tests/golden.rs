@@ -10,12 +10,14 @@
 use hex_literal::hex;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use sigil_protocol::custody::{BlobHeader, offer_binding};
 use sigil_protocol::frame::{self, FrameError, HEADER_LEN};
 use sigil_protocol::{
-    AddressInfo, AttestRequest, Attestation, BrokerToken, Bytes, DecodeError, DeriveAddress, DeriveKek, DevCall,
-    DevResponse, DevRoute, Eip191Signature, Eip712Signature, Envelope, Epoch, ErrorCode, Evidence, Hello, HelloAck,
-    KEK_AAD_LABEL, OmniAccount, PROTOCOL_VERSION, Platform, Request, Response, SealedKek, SealedRecord, SignEip191,
-    SignEip712, Status, Subject, WireError, decode_message, encode_message,
+    AddressInfo, AttestRequest, Attestation, BrokerToken, Bytes, CustodyStatus, DecodeError, DeriveAddress, DeriveKek,
+    DevCall, DevResponse, DevRoute, Eip191Signature, Eip712Signature, Envelope, Epoch, EpochState, ErrorCode, Evidence,
+    Hello, HelloAck, KEK_AAD_LABEL, OmniAccount, PROTOCOL_VERSION, PeerExport, PeerOffer, Platform, ProvisionK3,
+    Request, Response, SealedK3, SealedKek, SealedRecord, SignEip191, SignEip712, Status, Subject, UnsealK3, WireError,
+    decode_message, encode_message,
 };
 
 // ---- fixed, realistic field values ----------------------------------------------------------
@@ -99,6 +101,13 @@ const DEV_SIGNATURE: [u8; 64] = hex!(
     "5fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b"
 );
 
+/// A peer's one-time X25519 import key (filler).
+const IMPORT_PUB: [u8; 32] = [7; 32];
+/// A custody `boot_id` (filler).
+const BOOT_ID: [u8; 16] = hex!("b007b007b007b007b007b007b007b007");
+/// Stands in for a sealed K3 blob: the `"SGLK"` magic, format 1, then filler.
+const BLOB: [u8; 16] = hex!("53474c4b01a5a5a5a5a5a5a5a5a5a5a5");
+
 fn sealed_record() -> SealedRecord {
     SealedRecord { session_id: Bytes(SESSION_ID), counter: 3, ciphertext: SEALED.to_vec() }
 }
@@ -109,6 +118,30 @@ fn subject() -> Subject {
 
 fn derive_kek() -> DeriveKek {
     DeriveKek { subject: subject(), context: KEK_CONTEXT.to_vec(), recipient: Bytes(RECIPIENT) }
+}
+
+fn provision_k3(key_version: u8) -> ProvisionK3 {
+    ProvisionK3 { key_version, encapsulated_key: Bytes(ENCAPSULATED), ciphertext: SEALED.to_vec() }
+}
+
+/// B's offer, made on Nitro.
+fn peer_offer() -> PeerOffer {
+    PeerOffer {
+        protocol_version: 1,
+        import_pub: Bytes(IMPORT_PUB),
+        evidence: Evidence { platform: Platform::Nitro, document: DOCUMENT.to_vec(), certificates: Vec::new() },
+    }
+}
+
+/// A's answer carrying one epoch (`32 + 16` bytes of ciphertext), made on the simulator.
+fn peer_export() -> PeerExport {
+    PeerExport {
+        import_pub: Bytes(IMPORT_PUB),
+        epochs: vec![Epoch { key_version: 1, k3_fingerprint: Bytes(FP_1) }],
+        encapsulated_key: Bytes(ENCAPSULATED),
+        ciphertext: SEALED.to_vec(),
+        evidence: Evidence { platform: Platform::Sim, document: DOCUMENT.to_vec(), certificates: Vec::new() },
+    }
 }
 
 fn error(request_id: u64, code: ErrorCode, message: &str) -> Envelope<Response> {
@@ -404,6 +437,66 @@ static REQUESTS: &[Vector<Envelope<Request>>] = &[
             "2236383635366336633666227d9a09ee86"
         ),
     },
+    Vector {
+        name: "request/provision",
+        value: || Envelope { request_id: 13, body: Request::Provision(provision_k3(2)) },
+        frame: &hex!(
+            "53474c0100000000540d0902b9e8908262733630b1acc5186b544eea459cf381"
+            "b00a8b27117ab51092b5fa5430bda59e36d9ad1710f0646131d40907532bc9f5"
+            "9e5f251d7b829dfb7ffc7581a602e839c52b462f8300656c0436c9329fa6d3bd"
+            "1e"
+        ),
+    },
+    Vector {
+        name: "request/custody_status",
+        value: || Envelope { request_id: 14, body: Request::CustodyStatus },
+        frame: &hex!("53474c0100000000020e0a50f140cc"),
+    },
+    Vector {
+        name: "request/seal_k3",
+        value: || Envelope { request_id: 15, body: Request::SealK3 },
+        frame: &hex!("53474c0100000000020f0bb1385bb8"),
+    },
+    Vector {
+        name: "request/unseal_k3",
+        value: || Envelope { request_id: 16, body: Request::UnsealK3(UnsealK3 { blob: BLOB.to_vec() }) },
+        frame: &hex!("53474c010000000013100c1053474c4b01a5a5a5a5a5a5a5a5a5a5a50311275b"),
+    },
+    Vector {
+        name: "request/peer_offer",
+        value: || Envelope { request_id: 17, body: Request::PeerOffer },
+        frame: &hex!("53474c010000000002110d5c87df5b"),
+    },
+    Vector {
+        name: "request/export_for_peer",
+        value: || Envelope { request_id: 18, body: Request::ExportForPeer(peer_offer()) },
+        frame: &hex!(
+            "53474c01000000002d120e010707070707070707070707070707070707070707"
+            "07070707070707070707070700078444a1013822a0000f2741d7"
+        ),
+    },
+    Vector {
+        name: "request/import_from_peer",
+        value: || Envelope { request_id: 19, body: Request::ImportFromPeer(peer_export()) },
+        frame: &hex!(
+            "53474c01000000009f130f070707070707070707070707070707070707070707"
+            "07070707070707070707070101e13c0682cc5f67424f8b3cd6ce42d589707abc"
+            "8dff5fc605199a87cf518098dfb9e8908262733630b1acc5186b544eea459cf3"
+            "81b00a8b27117ab51092b5fa5430bda59e36d9ad1710f0646131d40907532bc9"
+            "f59e5f251d7b829dfb7ffc7581a602e839c52b462f8300656c0436c9329f0207"
+            "8444a1013822a00071151f21"
+        ),
+    },
+    Vector {
+        name: "request/retire",
+        value: || Envelope { request_id: 20, body: Request::Retire(provision_k3(1)) },
+        frame: &hex!(
+            "53474c010000000054141001b9e8908262733630b1acc5186b544eea459cf381"
+            "b00a8b27117ab51092b5fa5430bda59e36d9ad1710f0646131d40907532bc9f5"
+            "9e5f251d7b829dfb7ffc7581a602e839c52b462f8300656c0436c9329f76b251"
+            "c7"
+        ),
+    },
 ];
 
 static RESPONSES: &[Vector<Envelope<Response>>] = &[
@@ -618,12 +711,88 @@ static RESPONSES: &[Vector<Envelope<Response>>] = &[
             "8b6f35ba"
         ),
     },
+    Vector {
+        name: "response/custody_status",
+        value: || Envelope {
+            request_id: 13,
+            body: Response::CustodyStatus(CustodyStatus {
+                boot_id: Bytes(BOOT_ID),
+                current_key_version: Some(1),
+                epochs: vec![
+                    EpochState { epoch: Epoch { key_version: 1, k3_fingerprint: Bytes(FP_1) }, durable: true },
+                    EpochState { epoch: Epoch { key_version: 2, k3_fingerprint: Bytes(FP_2) }, durable: false },
+                ],
+                sealer: Some(Platform::Nitro),
+                needs_seal: true,
+                reprovision: None,
+            }),
+        },
+        frame: &hex!(
+            "53474c01000000005d0d0ab007b007b007b007b007b007b007b00701010201e1"
+            "3c0682cc5f67424f8b3cd6ce42d589707abc8dff5fc605199a87cf518098df01"
+            "026a9e1828d0120ccaafa66c1388335aea859b6bc7a7c29b4daeb858f1622177"
+            "7e00010001008b118da2"
+        ),
+    },
+    Vector {
+        name: "response/custody_status_reprovision",
+        value: || Envelope {
+            request_id: 16,
+            body: Response::CustodyStatus(CustodyStatus {
+                boot_id: Bytes(BOOT_ID),
+                current_key_version: None,
+                epochs: Vec::new(),
+                sealer: None,
+                needs_seal: false,
+                reprovision: Some("sealed blob failed authentication".into()),
+            }),
+        },
+        frame: &hex!(
+            "53474c010000000039100ab007b007b007b007b007b007b007b0070000000001"
+            "217365616c656420626c6f62206661696c65642061757468656e746963617469"
+            "6f6edef5f624"
+        ),
+    },
+    Vector {
+        name: "response/sealed_k3",
+        value: || Envelope { request_id: 15, body: Response::SealedK3(SealedK3 { blob: BLOB.to_vec() }) },
+        frame: &hex!("53474c0100000000130f0b1053474c4b01a5a5a5a5a5a5a5a5a5a5a567fe7cca"),
+    },
+    Vector {
+        name: "response/peer_offer",
+        value: || Envelope { request_id: 17, body: Response::PeerOffer(peer_offer()) },
+        frame: &hex!(
+            "53474c01000000002d110c010707070707070707070707070707070707070707"
+            "07070707070707070707070700078444a1013822a0007c35647a"
+        ),
+    },
+    Vector {
+        name: "response/peer_export",
+        value: || Envelope { request_id: 18, body: Response::PeerExport(peer_export()) },
+        frame: &hex!(
+            "53474c01000000009f120d070707070707070707070707070707070707070707"
+            "07070707070707070707070101e13c0682cc5f67424f8b3cd6ce42d589707abc"
+            "8dff5fc605199a87cf518098dfb9e8908262733630b1acc5186b544eea459cf3"
+            "81b00a8b27117ab51092b5fa5430bda59e36d9ad1710f0646131d40907532bc9"
+            "f59e5f251d7b829dfb7ffc7581a602e839c52b462f8300656c0436c9329f0207"
+            "8444a1013822a000e78d2d0c"
+        ),
+    },
+    Vector {
+        name: "response/error_reprovision_required",
+        value: || error(16, ErrorCode::ReprovisionRequired, "sealed blob does not open here: provision K3 again"),
+        frame: &hex!(
+            "53474c010000000036100015327365616c656420626c6f6220646f6573206e6f"
+            "74206f70656e20686572653a2070726f766973696f6e204b3320616761696e3c"
+            "a16049"
+        ),
+    },
 ];
 
 /// Number of `Request` / `Response` variants the tables must cover. Appending a variant makes
 /// `first_unassigned_*_tag_is_rejected` fail until a row (and this number) is added.
-const REQUEST_VARIANTS: u8 = 9;
-const RESPONSE_VARIANTS: u8 = 10;
+const REQUEST_VARIANTS: u8 = 17;
+const RESPONSE_VARIANTS: u8 = 14;
 
 // ---- helpers ---------------------------------------------------------------------------------
 
@@ -737,6 +906,66 @@ fn derive_kek_aad_is_frozen() {
     let mut other = derive_kek();
     other.subject.key_version = 2;
     assert_ne!(other.aad(), aad);
+}
+
+#[test]
+fn peer_bindings_are_frozen() {
+    // Expected values computed independently (python3 hashlib) from the documented layout:
+    // offer  = SHA-512("sigil/peer-offer/v1" || "nitro" || lp(import_pub) || lp([1])),
+    // export = SHA-512("sigil/peer-export/v1" || "sim" || lp(offer binding for "sim") ||
+    //          lp(enc) || lp(SHA-256(ciphertext)) || lp(postcard(epochs))), lp(x) = u32_be(len) || x.
+    // Both are bound into attestation evidence: a change here breaks replication between peers.
+    let offer = peer_offer();
+    assert_eq!(
+        hex::encode(offer.binding()),
+        hex::encode(hex!(
+            "256a12569def97bd5c1e4fe7bd462ad8176558178c97014277e032c6ad099a80"
+            "c99610ab7a4236291a26fdc26783d3139edf215374490e77a5645b948de936e3"
+        )),
+        "PeerOffer::binding changed"
+    );
+    assert_eq!(offer.binding(), offer_binding(Platform::Nitro, &IMPORT_PUB, 1));
+    assert_eq!(
+        hex::encode(peer_export().binding(1)),
+        hex::encode(hex!(
+            "ba0f87ee9184ac1468efd759ce8ce720576b372b038c29c203ac8004a6d429fc"
+            "f802665af16deb825f7f3211bc694279c98ea1d57bef7220c729719e58f6f5a2"
+        )),
+        "PeerExport::binding changed"
+    );
+}
+
+#[test]
+fn blob_header_aad_is_frozen() {
+    // Regression freeze: the literal is `encode_aad`'s output, recorded once (and matching a
+    // hand encoding of `"SGLK" || 01 || u32_be(len) || postcard(header)`). It is the AES-GCM AAD
+    // of every sealed K3 blob on disk: if it changes, no stored blob opens again.
+    let header = BlobHeader {
+        platform: Platform::Nitro,
+        measurement: vec![0x11; 48],
+        epochs: vec![
+            Epoch { key_version: 1, k3_fingerprint: Bytes(FP_1) },
+            Epoch { key_version: 2, k3_fingerprint: Bytes(FP_2) },
+        ],
+        key_handle: vec![0x22; 16],
+        nonce: Bytes([0x33; 12]),
+    };
+    let aad = header.encode_aad();
+    assert_eq!(
+        hex::encode(&aad),
+        hex::encode(hex!(
+            "53474c4b01000000920030111111111111111111111111111111111111111111"
+            "1111111111111111111111111111111111111111111111111111110201e13c06"
+            "82cc5f67424f8b3cd6ce42d589707abc8dff5fc605199a87cf518098df026a9e"
+            "1828d0120ccaafa66c1388335aea859b6bc7a7c29b4daeb858f16221777e1022"
+            "222222222222222222222222222222333333333333333333333333"
+        )),
+        "BlobHeader::encode_aad changed: every sealed blob would stop opening"
+    );
+    let (parsed, parts) = BlobHeader::parse(&aad).unwrap_or_else(|e| panic!("frozen aad does not parse: {e}"));
+    assert_eq!(parsed, header);
+    assert_eq!(parts.aad, &aad[..]);
+    assert!(parts.ciphertext.is_empty());
 }
 
 // ---- must-fail cases -------------------------------------------------------------------------
