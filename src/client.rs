@@ -18,9 +18,9 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sigil_attestation::{Policy, Verified};
-use sigil_protocol::session::{ClientSession, SessionError};
 use sigil_enclave::K3;
 use sigil_protocol::custody::{self, PROVISION_INFO_LABEL, PeerExport, PeerOffer, ProvisionK3, RETIRE_INFO_LABEL};
+use sigil_protocol::session::{ClientSession, SessionError};
 use sigil_protocol::{
     AddressInfo, AttestRequest, Attestation, BrokerToken, Bytes, CustodyStatus, DeriveAddress, DeriveKek,
     Eip191Signature, Eip712Signature, ErrorCode, OmniAccount, Request, Response, SealedRecord, SignEip191, SignEip712,
@@ -171,8 +171,8 @@ impl Client {
     pub async fn connect(url: &str, policy: Policy, options: ClientOptions) -> Result<Self, ClientError> {
         let mut builder = reqwest::Client::builder().timeout(options.timeout);
         if let Some(pem) = &options.ca_cert_pem {
-            let certs = reqwest::Certificate::from_pem_bundle(pem)
-                .map_err(|e| ClientError::Config(format!("tls ca: {e}")))?;
+            let certs =
+                reqwest::Certificate::from_pem_bundle(pem).map_err(|e| ClientError::Config(format!("tls ca: {e}")))?;
             if certs.is_empty() {
                 return Err(ClientError::Config("tls ca: no certificate in the PEM".into()));
             }

@@ -228,7 +228,9 @@ async fn a_kill_before_the_rename_leaves_the_previous_blob_and_bad_blobs_require
     flipped[n - 10] ^= 0x40;
     let mut measurement = std::fs::read_to_string(a.dir.join("sim-measurement")).unwrap().into_bytes();
     measurement[0] = if measurement[0] == b'0' { b'1' } else { b'0' };
-    let cases: Vec<(&str, Vec<u8>, Option<Vec<u8>>)> = vec![
+    // (what, blob bytes, replacement measurement file)
+    type Case = (&'static str, Vec<u8>, Option<Vec<u8>>);
+    let cases: Vec<Case> = vec![
         ("corrupted", flipped, None),
         ("truncated", good_bytes[..n - 7].to_vec(), None),
         ("another machine's", std::fs::read(b.blobs().pop().unwrap()).unwrap(), None),

@@ -294,7 +294,7 @@ impl Enclave {
     }
 
     fn epoch(&self, key_version: u8) -> Result<&K3, Error> {
-        if self.k3.is_empty() {
+        if self.k3.is_unprovisioned() {
             return Err(Error::NotProvisioned);
         }
         self.k3.get(key_version).ok_or(Error::UnknownKeyVersion(key_version))
@@ -354,11 +354,7 @@ impl Enclave {
         let kek = kek::derive(self.epoch(key_version)?, subject.omni.as_bytes(), &r.context).map_err(kek_error)?;
         let mut rng = SeededRng::from_env(env)?;
         let (enc, ciphertext) = kek::seal(&kek, key_version, &r.recipient.0, &aad, &mut rng).map_err(kek_error)?;
-        Ok(Response::SealedKek(SealedKek {
-            key_version,
-            encapsulated_key: Bytes(enc),
-            ciphertext,
-        }))
+        Ok(Response::SealedKek(SealedKek { key_version, encapsulated_key: Bytes(enc), ciphertext }))
     }
 }
 
@@ -482,7 +478,8 @@ impl Enclave {
         let encoded =
             Zeroizing::new(postcard::to_allocvec(&response).map_err(|_| Error::Internal(InternalError::Encode))?);
         let slot = self.sessions.get(&id).ok_or(Error::UnknownSession)?;
-        let sealed = slot.session.seal_response(counter, &encoded).map_err(|_| Error::Internal(InternalError::Encode))?;
+        let sealed =
+            slot.session.seal_response(counter, &encoded).map_err(|_| Error::Internal(InternalError::Encode))?;
         Ok(Response::Sealed(sealed))
     }
 }

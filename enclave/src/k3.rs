@@ -134,10 +134,16 @@ impl K3Store {
         self.epochs.get(&key_version).map(|s| (&s.k3, s.fingerprint))
     }
 
-    /// Whether no durable K3 is loaded.
+    /// Whether no durable K3 is loaded (nothing can be served).
+    #[must_use]
+    pub fn is_unprovisioned(&self) -> bool {
+        !self.epochs.values().any(|s| s.durable)
+    }
+
+    /// Whether no K3 at all is loaded, durable or pending.
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        !self.epochs.values().any(|s| s.durable)
+        self.epochs.is_empty()
     }
 
     /// Number of loaded epochs, durable or not.
@@ -242,7 +248,7 @@ mod tests {
     fn pending_epochs_are_neither_served_nor_current() {
         let mut s = K3Store::new();
         s.put(1, K3::from_bytes([1; 32]), false);
-        assert!(s.is_empty());
+        assert!(s.is_unprovisioned() && !s.is_empty());
         assert_eq!(s.current(), None);
         assert!(s.get(1).is_none());
         assert!(s.get_any(1).is_some());

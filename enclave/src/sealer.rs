@@ -271,9 +271,8 @@ mod tests {
             nonce: Bytes([0; 12]),
         };
         let mut b = header.encode_aad();
-        let ct = Aes256Gcm::new(&(*key).into())
-            .encrypt(&Nonce::from([0; 12]), Payload { msg: &[9; 32], aad: &b })
-            .unwrap();
+        let ct =
+            Aes256Gcm::new(&(*key).into()).encrypt(&Nonce::from([0; 12]), Payload { msg: &[9; 32], aad: &b }).unwrap();
         b.extend_from_slice(&ct);
         assert_eq!(open(&mut s, &b).unwrap_err(), UnsealError::FingerprintMismatch(1));
     }

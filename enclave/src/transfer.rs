@@ -125,7 +125,10 @@ mod tests {
         let mut bad = ct.clone();
         bad[0] ^= 1;
         assert_eq!(open(&sk, &enc, &bad, b"info", b"aad", 2).unwrap_err(), TransferError::Open);
-        assert_eq!(seal(&[0; 32], b"", b"", &[&a], Zeroizing::new([0; 32])).unwrap_err(), TransferError::BadRecipientKey);
+        assert_eq!(
+            seal(&[0; 32], b"", b"", &[&a], Zeroizing::new([0; 32])).unwrap_err(),
+            TransferError::BadRecipientKey
+        );
         let _ = vec![0u8];
     }
 }

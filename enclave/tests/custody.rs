@@ -16,7 +16,7 @@ use sigil_enclave::{Config, Enclave, FixedEnv, K3, kek, transfer};
 use sigil_protocol::custody::{self, PROVISION_INFO_LABEL, ProvisionK3, RETIRE_INFO_LABEL, UnsealK3};
 use sigil_protocol::session::{ClientSession, SealedRecord, x25519_public};
 use sigil_protocol::{
-    AttestRequest, Bytes, BrokerToken, CustodyStatus, DeriveKek, ErrorCode, OmniAccount, Request, Response, Subject,
+    AttestRequest, BrokerToken, Bytes, CustodyStatus, DeriveKek, ErrorCode, OmniAccount, Request, Response, Subject,
 };
 use zeroize::Zeroizing;
 
@@ -74,7 +74,8 @@ struct Operator {
 impl Operator {
     fn connect(e: &mut Enclave, env: &mut FixedEnv, seed: u8) -> Self {
         let secret = [seed; 32];
-        let request = AttestRequest { client_nonce: Bytes([seed; 32]), client_pub: Some(Bytes(x25519_public(&secret))) };
+        let request =
+            AttestRequest { client_nonce: Bytes([seed; 32]), client_pub: Some(Bytes(x25519_public(&secret))) };
         let Response::Attestation(att) = call(e, env, Request::Attest(request)) else { panic!("no attestation") };
         let binding = att.binding(&request).hash();
         let enclave_pub = att.enclave_pub.unwrap().0;
@@ -91,9 +92,7 @@ impl Operator {
     fn send(&mut self, e: &mut Enclave, env: &mut FixedEnv, req: &Request) -> Response {
         let (counter, record) = self.seal(req);
         match call(e, env, Request::Sealed(record)) {
-            Response::Sealed(r) => {
-                postcard::from_bytes(&self.session.open_response(counter, &r).unwrap()).unwrap()
-            }
+            Response::Sealed(r) => postcard::from_bytes(&self.session.open_response(counter, &r).unwrap()).unwrap(),
             other => other,
         }
     }
@@ -136,11 +135,7 @@ fn signature_of(e: &mut Enclave, env: &mut FixedEnv, broker: &Broker) -> [u8; 65
 fn kek_of(e: &mut Enclave, env: &mut FixedEnv, broker: &Broker, key_version: u8) -> Result<[u8; 32], ErrorCode> {
     let (sk, pk) = kek::recipient_keypair(&[0x55; 32]);
     let req = DeriveKek {
-        subject: Subject {
-            token: BrokerToken::new(broker.token(&OMNI)),
-            key_version,
-            omni: OmniAccount::from(OMNI),
-        },
+        subject: Subject { token: BrokerToken::new(broker.token(&OMNI)), key_version, omni: OmniAccount::from(OMNI) },
         context: b"github".to_vec(),
         recipient: Bytes(pk),
     };
@@ -258,7 +253,9 @@ fn corrupted_foreign_or_unexpected_blobs_require_reprovisioning_and_load_nothing
 
     let mut other_pcrs = sim_pcrs();
     other_pcrs[2][0] ^= 0xff;
-    let cases: Vec<(&str, Machine<'_>, Vec<u8>, Option<[u8; 32]>)> = vec![
+    // (what, machine, blob, expected K3 fingerprint of epoch 1)
+    type Case<'a> = (&'static str, Machine<'a>, Vec<u8>, Option<[u8; 32]>);
+    let cases: Vec<Case<'_>> = vec![
         ("flipped byte", Machine { ca: &ca, dir: dir.path(), pcrs: sim_pcrs() }, flip(&blob, blob.len() - 20), None),
         ("truncated", Machine { ca: &ca, dir: dir.path(), pcrs: sim_pcrs() }, blob[..blob.len() - 1].to_vec(), None),
         ("empty", Machine { ca: &ca, dir: dir.path(), pcrs: sim_pcrs() }, Vec::new(), None),

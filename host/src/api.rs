@@ -128,7 +128,9 @@ impl AppState {
     /// The enclave could not be asked.
     pub async fn reconcile_custody(&self) -> Result<Report, AppError> {
         let report = self.0.custodian.reconcile(&self.0.client).await?;
-        self.note_provisioned(report.status.epochs.iter().any(|e| e.durable && e.epoch.key_version == COMPAT_KEY_VERSION));
+        self.note_provisioned(
+            report.status.epochs.iter().any(|e| e.durable && e.epoch.key_version == COMPAT_KEY_VERSION),
+        );
         Ok(report)
     }
 
@@ -583,9 +585,8 @@ async fn sealed(State(st): State<AppState>, headers: HeaderMap, body: Body) -> R
 /// (sealed) status shows the epoch durable.
 async fn provision(State(st): State<AppState>, headers: HeaderMap, body: Body) -> Result<HttpResponse, AppError> {
     let record: SealedRecord = postcard_body(&headers, body, MAX_BODY).await?;
-    let answer = match st.call(Request::Sealed(record)).await? {
-        Response::Sealed(r) => r,
-        _ => return Err(unexpected()),
+    let Response::Sealed(answer) = st.call(Request::Sealed(record)).await? else {
+        return Err(unexpected());
     };
     if let Err(e) = st.reconcile_custody().await {
         tracing::error!(error = %e.message, "custody not reconciled after provisioning");

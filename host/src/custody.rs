@@ -172,7 +172,10 @@ impl BlobStore {
                 fs::remove_file(self.path(g))?;
                 removed.push(g);
             } else {
-                tracing::warn!(generation = g, "keeping an older sealed blob: it holds an epoch the newest lacks, or did not parse");
+                tracing::warn!(
+                    generation = g,
+                    "keeping an older sealed blob: it holds an epoch the newest lacks, or did not parse"
+                );
             }
         }
         files::sync_dir(&self.path(confirmed))?;
@@ -275,7 +278,9 @@ impl Custodian {
             Err(e) => return Err(e.to_string()),
         };
         let generation = match &self.store {
-            Some(store) => Some(store.write_next(&blob).map_err(|e| format!("cannot write {}: {e}", store.dir().display()))?),
+            Some(store) => {
+                Some(store.write_next(&blob).map_err(|e| format!("cannot write {}: {e}", store.dir().display()))?)
+            }
             None => None,
         };
         match client.call(Request::UnsealK3(UnsealK3 { blob: blob.clone() })).await {
@@ -387,10 +392,10 @@ mod tests {
         store.write_next(&blob(&[(1, 1)])).unwrap(); // 1: superseded by 4
         store.write_next(&blob(&[(1, 9)])).unwrap(); // 2: another K3 for epoch 1: kept
         fs::write(store.path(3), b"garbage").unwrap(); // 3: unreadable: kept
-        let epochs = [Epoch { key_version: 1, k3_fingerprint: Bytes([1; 32]) }, Epoch {
-            key_version: 2,
-            k3_fingerprint: Bytes([2; 32]),
-        }];
+        let epochs = [
+            Epoch { key_version: 1, k3_fingerprint: Bytes([1; 32]) },
+            Epoch { key_version: 2, k3_fingerprint: Bytes([2; 32]) },
+        ];
         let g = store.write_next(&blob(&[(1, 1), (2, 2)])).unwrap();
         assert_eq!(g, 4);
         assert_eq!(store.prune_superseded(g, &epochs).unwrap(), [1]);

@@ -341,10 +341,10 @@ mod tests {
     fn blob_epochs_must_be_ascending_distinct_and_present() {
         for epochs in [
             vec![],
-            vec![Epoch { key_version: 2, k3_fingerprint: Bytes([2; 32]) }, Epoch {
-                key_version: 1,
-                k3_fingerprint: Bytes([1; 32]),
-            }],
+            vec![
+                Epoch { key_version: 2, k3_fingerprint: Bytes([2; 32]) },
+                Epoch { key_version: 1, k3_fingerprint: Bytes([1; 32]) },
+            ],
             vec![Epoch { key_version: 1, k3_fingerprint: Bytes([1; 32]) }; 2],
         ] {
             let h = BlobHeader { epochs, ..header() };

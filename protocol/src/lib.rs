@@ -45,8 +45,8 @@ pub mod session;
 pub mod fuzzing;
 
 pub use attest::{AttestRequest, Attestation, Binding, Evidence, Platform};
-pub use custody::{CustodyStatus, EpochState, PeerExport, PeerOffer, ProvisionK3, SealedK3, UnsealK3};
 pub use bytes::Bytes;
+pub use custody::{CustodyStatus, EpochState, PeerExport, PeerOffer, ProvisionK3, SealedK3, UnsealK3};
 pub use error::{ErrorCode, UnknownCode};
 pub use frame::{Deframer, Frame, FrameError, MAX_PAYLOAD, PROTOCOL_VERSION};
 pub use message::{

@@ -13,8 +13,8 @@ use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use crate::ErrorCode;
 use crate::attest::{AttestRequest, Attestation};
-use crate::custody::{CustodyStatus, PeerExport, PeerOffer, ProvisionK3, SealedK3, UnsealK3};
 use crate::bytes::Bytes;
+use crate::custody::{CustodyStatus, PeerExport, PeerOffer, ProvisionK3, SealedK3, UnsealK3};
 use crate::session::SealedRecord;
 
 /// A request or response with the id that pairs them. One connection carries many requests

@@ -418,9 +418,9 @@ impl Attester for SimAttester {
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic, reason = "tests")]
 mod tests {
     use super::*;
-    use std::os::unix::fs::PermissionsExt as _;
     use coset::CoseSign1;
     use ring::signature::{ECDSA_P384_SHA384_ASN1, ECDSA_P384_SHA384_FIXED, UnparsedPublicKey};
+    use std::os::unix::fs::PermissionsExt as _;
     use x509_parser::prelude::{FromDer as _, X509Certificate};
 
     const NOW: u64 = 1_760_000_000;

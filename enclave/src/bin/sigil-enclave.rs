@@ -12,11 +12,11 @@ use std::sync::{Arc, Mutex};
 
 use clap::{Parser, ValueEnum};
 use sigil_enclave::attester::Attester;
+use sigil_enclave::jwt::BrokerKey;
 use sigil_enclave::peer::PeerVerifier;
 use sigil_enclave::runtime::peer::SameMeasurement;
-use sigil_enclave::sealer::Sealer;
-use sigil_enclave::jwt::BrokerKey;
 use sigil_enclave::runtime::{unix, vsock};
+use sigil_enclave::sealer::Sealer;
 use sigil_enclave::{Config, Enclave, K3};
 use zeroize::Zeroizing;
 
@@ -184,7 +184,9 @@ fn nitro_platform() -> Result<PlatformParts, String> {
     let verifier = verifier_for(&mut attester, None)?;
     // KMS-backed sealing (attestation-conditioned key policy) is not built yet: K3 lives in
     // this enclave's memory and reaches a restarted enclave by provisioning or replication.
-    tracing::warn!("nitro: no sealing key (KMS sealing not built); restarts need `sigil provision` or `sigil replicate`");
+    tracing::warn!(
+        "nitro: no sealing key (KMS sealing not built); restarts need `sigil provision` or `sigil replicate`"
+    );
     Ok(PlatformParts {
         attester: Box::new(attester),
         sealer: None,
@@ -212,7 +214,11 @@ fn snp_platform() -> Result<PlatformParts, String> {
         }
         None => None,
     };
-    Ok(PlatformParts { attester: Box::new(attester), sealer, verifier: verifier.map(|v| Box::new(v) as Box<dyn PeerVerifier>) })
+    Ok(PlatformParts {
+        attester: Box::new(attester),
+        sealer,
+        verifier: verifier.map(|v| Box::new(v) as Box<dyn PeerVerifier>),
+    })
 }
 
 #[cfg(not(feature = "snp"))]

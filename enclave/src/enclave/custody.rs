@@ -113,7 +113,7 @@ impl Enclave {
 
     /// Whether what is loaded differs from the last blob that opened here.
     fn needs_seal(&self) -> bool {
-        if self.custody.sealer.is_none() || self.k3.len() == 0 {
+        if self.custody.sealer.is_none() || self.k3.is_empty() {
             return false;
         }
         let loaded = self.loaded_epochs();
@@ -126,7 +126,7 @@ impl Enclave {
 
     /// Every loaded epoch, durable or pending, sealed under the platform key.
     pub(super) fn seal_k3(&mut self, env: &mut impl Env) -> Result<Response, Error> {
-        if self.k3.len() == 0 {
+        if self.k3.is_empty() {
             return Err(Error::NotProvisioned);
         }
         let mut salt = Zeroizing::new([0u8; 32]);
@@ -148,7 +148,7 @@ impl Enclave {
                 Ok(Response::CustodyStatus(self.custody_status(env)?))
             }
             Err(Error::Unseal(e)) => {
-                if self.k3.is_empty() {
+                if self.k3.is_unprovisioned() {
                     self.custody.reprovision = Some(e.clone());
                 }
                 Err(Error::Unseal(e))
@@ -257,7 +257,11 @@ impl Enclave {
         let evidence = self.attest_to(&binding, env)?;
         let created = env.unix_time();
         self.custody.pending_imports.insert(import_pub, PendingImport { secret, created });
-        Ok(Response::PeerOffer(PeerOffer { protocol_version: frame::PROTOCOL_VERSION, import_pub: Bytes(import_pub), evidence }))
+        Ok(Response::PeerOffer(PeerOffer {
+            protocol_version: frame::PROTOCOL_VERSION,
+            import_pub: Bytes(import_pub),
+            evidence,
+        }))
     }
 
     /// A: every durable epoch, sealed to an offer whose evidence shows an enclave like us.

@@ -113,7 +113,9 @@ async fn run(args: Args) -> Result<(), String> {
     let store = match &args.state_dir {
         Some(dir) => Some(BlobStore::open(dir).map_err(|e| format!("--state-dir {}: {e}", dir.display()))?),
         None => {
-            tracing::warn!("no --state-dir: sealed K3 blobs are not stored; an enclave restart needs re-provisioning or replication");
+            tracing::warn!(
+                "no --state-dir: sealed K3 blobs are not stored; an enclave restart needs re-provisioning or replication"
+            );
             None
         }
     };
