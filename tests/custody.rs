@@ -163,6 +163,9 @@ async fn importing_the_old_signers_k3_gives_the_spec_vectors_and_survives_a_hund
     // Unprovisioned: 503 signer_disabled, /readyz false.
     a.http().derive(&broker.token(&omni()), &omni()).await.assert_error(503, "signer_disabled");
     a.http().get("/readyz").await.assert_error(503, "signer_disabled");
+    let custody = a.http().get("/v1/custody").await.ok();
+    assert_eq!(custody["provisioned"], false);
+    assert!(custody["hint"].as_str().unwrap().contains("sigil provision"), "{custody}");
 
     // The old signer's environment variable, as it was: 0x-prefixed, with a newline.
     let k3 = write_k3(root.path(), "k3.hex", &format!("0x{K3_HEX}\n"));
@@ -170,6 +173,9 @@ async fn importing_the_old_signers_k3_gives_the_spec_vectors_and_survives_a_hund
     assert!(out.contains("durable"), "{out}");
     assert_eq!(a.blobs().len(), 1);
     a.http().get("/readyz").await.ok();
+    let custody = a.http().get("/v1/custody").await.ok();
+    assert_eq!(custody["epochs"][0]["durable"], true, "{custody}");
+    assert_eq!(custody["sealed_generations"].as_array().unwrap().len(), 1, "{custody}");
 
     let token = broker.token(&omni());
     let reply = a.http().sign_message(&token, &omni(), "68656c6c6f").await.ok();

@@ -361,6 +361,38 @@ fn replication_goes_only_to_a_peer_with_the_same_measurement() {
 }
 
 #[test]
+fn a_debug_mode_peer_is_refused_and_a_debug_enclave_cannot_replicate() {
+    let (ca, broker) = (SimCa::generate().unwrap(), Broker::new());
+    let da = tempfile::tempdir().unwrap();
+    let mut env = FixedEnv::new(NOW);
+    let mut a = enclave(&Machine { ca: &ca, dir: da.path(), pcrs: sim_pcrs() }, &broker, |_| {});
+    let mut op = Operator::connect(&mut a, &mut env, 1);
+    op.provision(&mut a, &mut env, 1, &seq_k3());
+    persist(&mut a, &mut env);
+
+    // A debug enclave (all-zero PCR0, Nitro's debug mode) gets no peer verifier at all …
+    let mut debug_pcrs = sim_pcrs();
+    debug_pcrs[0] = [0; 48];
+    let mut debug = SimAttester::with_pcrs(&ca, NOW, debug_pcrs).unwrap();
+    let refused = SameMeasurement::from_attester(&mut debug, NOW, Some(ca.root_der())).unwrap_err();
+    assert!(refused.contains("debug"), "{refused}");
+    // … and its evidence, correctly bound to an offer, is refused by A.
+    let import_pub = x25519_public(&[9; 32]);
+    let binding = custody::offer_binding(sigil_protocol::Platform::Sim, &import_pub, sigil_protocol::PROTOCOL_VERSION);
+    let evidence = sigil_enclave::attester::Attester::attest(
+        &mut debug,
+        &sigil_enclave::attester::AttestationInput { user_data: &binding, nonce: &[], public_key: &[], unix_time: NOW },
+    )
+    .unwrap();
+    let offer = sigil_protocol::PeerOffer {
+        protocol_version: sigil_protocol::PROTOCOL_VERSION,
+        import_pub: Bytes(import_pub),
+        evidence,
+    };
+    assert_eq!(error_code(&call(&mut a, &mut env, Request::ExportForPeer(offer))), ErrorCode::PeerRefused);
+}
+
+#[test]
 fn epochs_rotate_old_keks_stay_derivable_until_retired() {
     let (ca, dir, broker) = (SimCa::generate().unwrap(), tempfile::tempdir().unwrap(), Broker::new());
     let m = Machine { ca: &ca, dir: dir.path(), pcrs: sim_pcrs() };

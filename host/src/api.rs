@@ -621,6 +621,15 @@ struct CustodyOut {
 async fn custody_status(State(st): State<AppState>) -> Result<HttpResponse, AppError> {
     let r = st.reconcile_custody().await?;
     let reprovision = r.reprovision.clone().or_else(|| r.status.reprovision.clone());
+    let hint = if reprovision.is_some() {
+        Some(REPROVISION_HINT)
+    } else if r.status.current_key_version.is_none() {
+        Some(
+            "no K3 yet: load it with `sigil provision` (for example the old signer's DEV_KEY_SERVICE_MASTER_SECRET) or `sigil replicate` from a provisioned peer",
+        )
+    } else {
+        None
+    };
     Ok(Json(CustodyOut {
         provisioned: r.status.current_key_version.is_some(),
         current_key_version: r.status.current_key_version,
@@ -638,7 +647,7 @@ async fn custody_status(State(st): State<AppState>) -> Result<HttpResponse, AppE
         needs_seal: r.status.needs_seal,
         state_dir: st.0.custodian.store().map(|s| s.dir().display().to_string()),
         sealed_generations: r.generations,
-        hint: reprovision.as_ref().map(|_| REPROVISION_HINT),
+        hint,
         reprovision_required: reprovision,
         persist_error: r.persist_error,
     })
