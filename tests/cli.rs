@@ -644,3 +644,61 @@ fn oversized_evidence_is_refused_before_it_is_read() {
     let pipe = fifo(dir.path(), "ev2.fifo", 0, 1 << 20);
     sigil(args!["policy", "--from", &pipe]).refused_with(&["more than 262144 bytes"]);
 }
+
+// `sigil dev --state-dir`: the custody rehearsal with the real binaries.
+
+/// Starts `sigil dev` with `args` and waits for its address.
+fn spawn_dev(args: &[OsString], tmp: &Path) -> (Reaped, String) {
+    let mut child =
+        Reaped(command(args).env("TMPDIR", tmp).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap());
+    let (tx, rx) = mpsc::channel();
+    let stdout = child.0.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = rx.recv_timeout(left).unwrap_or_else(|e| panic!("no listening line from `sigil dev`: {e}"));
+        if let Some(addr) = line.strip_prefix("sigil dev: signer listening on https://") {
+            return (child, addr.trim().to_owned());
+        }
+    }
+}
+
+#[test]
+fn dev_state_dir_provision_then_a_killed_signer_restores_k3() {
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state");
+    let dev_args = args!["dev", "--port", "0", "--state-dir", &state, "--unprovisioned"];
+    let (mut child, addr) = spawn_dev(&dev_args, tmp.path());
+    let url = format!("https://{addr}");
+    let (policy, tls) = (state.join("policy.toml"), state.join("tls-cert.pem"));
+    let k3 = write(tmp.path(), "k3.hex", format!("0x{}\n", "00010203040506070809".to_owned() + &"0a".repeat(22)));
+
+    let custody = || sigil(args!["custody", "--url", &url, "--policy", &policy, "--tls-ca", &tls]).ok().to_owned();
+    assert!(custody().contains("current epoch: none"), "unprovisioned at first");
+    let out = sigil(args!["provision", "--url", &url, "--policy", &policy, "--tls-ca", &tls, "--k3-file", &k3]);
+    assert!(out.ok().contains("provisioned epoch 1"), "{}", out.stdout);
+    let before = custody();
+    assert!(before.contains("epoch 1: K3 fingerprint 0x") && before.contains("(durable)"), "{before}");
+
+    // SIGKILL: no shutdown path runs. The restarted signer restores K3 from its sealed blob.
+    child.0.kill().unwrap();
+    child.0.wait().unwrap();
+    let (mut child, addr) = spawn_dev(&dev_args, tmp.path());
+    let url = format!("https://{addr}");
+    let after = sigil(args!["custody", "--url", &url, "--policy", &policy, "--tls-ca", &tls]).ok().to_owned();
+    assert_eq!(after, before, "a restart must restore exactly the same K3");
+    // Provisioning another K3 into the same epoch is refused.
+    let other = write(tmp.path(), "other.hex", "ab".repeat(32));
+    let out = sigil(args!["provision", "--url", &url, "--policy", &policy, "--tls-ca", &tls, "--k3-file", &other]);
+    assert!(out.code != Some(0) && out.stderr.contains("k3_conflict"), "{}", out.stderr);
+    child.0.kill().unwrap();
+    child.0.wait().unwrap();
+}
