@@ -18,7 +18,7 @@ use sigil_attestation::snp::{self, SnpPolicy};
 use sigil_attestation::{Measurement, Policy, Verified, policy::SimPolicy};
 use sigil_protocol::{AttestRequest, Attestation, Bytes, Evidence, Platform};
 
-use crate::client::{Client, ClientOptions};
+use crate::client::Client;
 
 pub mod custody;
 
@@ -45,23 +45,8 @@ pub struct VerifyArgs {
     pub evidence: PathBuf,
 }
 
-/// `sigil attest`.
-#[derive(Debug, Clone, clap::Args)]
-pub struct AttestArgs {
-    /// The signer's base URL, e.g. `https://127.0.0.1:8092`.
-    #[arg(long)]
-    pub url: String,
-    /// The policy file the enclave must satisfy.
-    #[arg(long, value_name = "FILE")]
-    pub policy: PathBuf,
-    /// An extra trusted TLS root (PEM), e.g. `sigil dev`'s `tls-cert.pem`. Trust in the
-    /// enclave comes from attestation; this only lets TLS connect.
-    #[arg(long = "tls-ca", alias = "ca-cert", value_name = "FILE")]
-    pub ca_cert: Option<PathBuf>,
-    /// Verify as of this time (Unix seconds) instead of now.
-    #[arg(long, value_name = "UNIX")]
-    pub at: Option<u64>,
-}
+/// `sigil attest`: where the signer is, the policy it must satisfy, the TLS roots.
+pub type AttestArgs = custody::Target;
 
 /// `sigil policy`.
 #[derive(Debug, Clone, clap::Args)]
@@ -277,9 +262,8 @@ pub fn verify(args: &VerifyArgs) -> Result<String, String> {
 
 /// `sigil attest`: a fresh handshake with a live signer, verified.
 pub async fn attest(args: &AttestArgs) -> Result<String, String> {
-    let policy = load_policy(&args.policy)?;
-    let ca_cert_pem = args.ca_cert.as_deref().map(|p| read_limited(p, MAX_SMALL_FILE, "CA certificate")).transpose()?;
-    let options = ClientOptions { ca_cert_pem, now_unix: args.at, ..ClientOptions::default() };
+    let policy = load_policy(&args.trust.policy)?;
+    let options = custody::options(&args.trust)?;
     let client = Client::connect(&args.url, policy, options).await.map_err(|e| e.to_string())?;
     let verified = client.verified().await.ok_or("no session")?;
     Ok(summary(&verified))

@@ -488,32 +488,11 @@ fn dev_writes_the_policy_that_trusts_it() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("dev-policy.toml");
     // `sigil dev` keeps its certificate under $TMPDIR: point that at the test's directory.
-    let mut child = Reaped(
-        command(&[OsString::from("dev"), "--port".into(), "0".into(), "--write-policy".into(), path.clone().into()])
-            .env("TMPDIR", dir.path())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
+    let (mut child, addr) = spawn_dev(
+        &[OsString::from("dev"), "--port".into(), "0".into(), "--write-policy".into(), path.clone().into()],
+        dir.path(),
     );
-    let (tx, rx) = mpsc::channel();
-    let stdout = child.0.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
     let deadline = Instant::now() + TIMEOUT;
-    let addr = loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let line = rx.recv_timeout(left).unwrap_or_else(|e| panic!("no listening line from `sigil dev`: {e}"));
-        if let Some(addr) = line.strip_prefix("sigil dev: signer listening on https://") {
-            break addr.trim().to_owned();
-        }
-    };
     while !path.exists() {
         assert!(Instant::now() < deadline, "{} never written", path.display());
         std::thread::sleep(Duration::from_millis(10));

@@ -15,10 +15,8 @@
 use alloc::vec::Vec;
 use core::fmt;
 use hkdf::Hkdf;
-use hpke::aead::AesGcm256;
-use hpke::kdf::HkdfSha256;
 use hpke::kem::X25519HkdfSha256;
-use hpke::{Deserializable, Kem as _, OpModeR, OpModeS, Serializable};
+use hpke::{Kem as _, Serializable};
 use sha2::Sha256;
 use sigil_protocol::MAX_KEK_CONTEXT;
 use zeroize::{Zeroize, ZeroizeOnDrop};
@@ -104,20 +102,8 @@ pub(crate) fn seal(
     aad: &[u8],
     rng: &mut SeededRng,
 ) -> Result<([u8; 32], Vec<u8>), KekError> {
-    let pk =
-        <X25519HkdfSha256 as hpke::Kem>::PublicKey::from_bytes(recipient).map_err(|_| KekError::BadRecipientKey)?;
-    let (enc, ct) = hpke::single_shot_seal_with_rng::<AesGcm256, HkdfSha256, X25519HkdfSha256>(
-        &OpModeS::Base,
-        &pk,
-        &hpke_info(key_version),
-        &kek.0,
-        aad,
-        rng,
-    )
-    .map_err(|_| KekError::BadRecipientKey)?;
-    let mut out = [0u8; 32];
-    out.copy_from_slice(&enc.to_bytes());
-    Ok((out, ct))
+    crate::transfer::hpke_seal(recipient, &hpke_info(key_version), aad, &kek.0, rng)
+        .map_err(|()| KekError::BadRecipientKey)
 }
 
 /// Opens a sealed KEK with the recipient's X25519 secret key (client side).
@@ -131,24 +117,14 @@ pub fn open(
     ciphertext: &[u8],
     aad: &[u8],
 ) -> Result<Kek, KekError> {
-    let sk = <X25519HkdfSha256 as hpke::Kem>::PrivateKey::from_bytes(recipient_secret).map_err(|_| KekError::Open)?;
-    let enc = <X25519HkdfSha256 as hpke::Kem>::EncappedKey::from_bytes(encapsulated_key).map_err(|_| KekError::Open)?;
-    let mut pt = hpke::single_shot_open::<AesGcm256, HkdfSha256, X25519HkdfSha256>(
-        &OpModeR::Base,
-        &sk,
-        &enc,
-        &hpke_info(key_version),
-        ciphertext,
-        aad,
-    )
-    .map_err(|_| KekError::Open)?;
-    let mut kek = Kek([0; 32]);
-    let ok = pt.len() == 32;
-    if ok {
-        kek.0.copy_from_slice(&pt);
+    let pt = crate::transfer::hpke_open(recipient_secret, encapsulated_key, ciphertext, &hpke_info(key_version), aad)
+        .map_err(|()| KekError::Open)?;
+    if pt.len() != 32 {
+        return Err(KekError::Open);
     }
-    pt.zeroize();
-    if ok { Ok(kek) } else { Err(KekError::Open) }
+    let mut kek = Kek([0; 32]);
+    kek.0.copy_from_slice(&pt);
+    Ok(kek)
 }
 
 /// An X25519 key pair for receiving sealed KEKs: `(secret, public)`, derived from 32 bytes of

@@ -11,7 +11,7 @@ use hpke::aead::AesGcm256;
 use hpke::kdf::HkdfSha256;
 use hpke::kem::X25519HkdfSha256;
 use hpke::{Deserializable, OpModeR, OpModeS, Serializable};
-use zeroize::{Zeroize, Zeroizing};
+use zeroize::Zeroizing;
 
 use crate::env::SeededRng;
 use crate::k3::K3;
@@ -41,25 +41,12 @@ pub fn seal(
     k3s: &[&K3],
     ikm: Zeroizing<[u8; 32]>,
 ) -> Result<([u8; 32], Vec<u8>), TransferError> {
-    let pk = <X25519HkdfSha256 as hpke::Kem>::PublicKey::from_bytes(recipient)
-        .map_err(|_| TransferError::BadRecipientKey)?;
     let mut plaintext = Zeroizing::new(Vec::with_capacity(32 * k3s.len()));
     for k3 in k3s {
         plaintext.extend_from_slice(k3.dangerous_as_bytes());
     }
-    let mut rng = SeededRng::from_seed(*ikm);
-    let (enc, ct) = hpke::single_shot_seal_with_rng::<AesGcm256, HkdfSha256, X25519HkdfSha256>(
-        &OpModeS::Base,
-        &pk,
-        info,
-        &plaintext,
-        aad,
-        &mut rng,
-    )
-    .map_err(|_| TransferError::BadRecipientKey)?;
-    let mut out = [0u8; 32];
-    out.copy_from_slice(&enc.to_bytes());
-    Ok((out, ct))
+    hpke_seal(recipient, info, aad, &plaintext, &mut SeededRng::from_seed(*ikm))
+        .map_err(|()| TransferError::BadRecipientKey)
 }
 
 /// Opens what [`seal`] made for `count` K3s with the recipient's X25519 secret.
@@ -77,28 +64,54 @@ pub fn open(
     if ciphertext.len() != 32 * count + 16 {
         return Err(TransferError::Open);
     }
-    let sk = <X25519HkdfSha256 as hpke::Kem>::PrivateKey::from_bytes(secret).map_err(|_| TransferError::Open)?;
-    let enc =
-        <X25519HkdfSha256 as hpke::Kem>::EncappedKey::from_bytes(encapsulated_key).map_err(|_| TransferError::Open)?;
-    let mut pt = hpke::single_shot_open::<AesGcm256, HkdfSha256, X25519HkdfSha256>(
-        &OpModeR::Base,
-        &sk,
-        &enc,
-        info,
-        ciphertext,
-        aad,
-    )
-    .map_err(|_| TransferError::Open)?;
-    let out = pt
+    let pt = hpke_open(secret, encapsulated_key, ciphertext, info, aad).map_err(|()| TransferError::Open)?;
+    Ok(pt
         .chunks_exact(32)
         .map(|c| {
             let mut b = Zeroizing::new([0u8; 32]);
             b.copy_from_slice(c);
             K3::from_bytes(*b)
         })
-        .collect();
-    pt.zeroize();
-    Ok(out)
+        .collect())
+}
+
+/// RFC 9180 base-mode seal with this crate's suite (DHKEM(X25519, HKDF-SHA256), HKDF-SHA256,
+/// AES-256-GCM): `(encapsulated_key, ciphertext)`, or `Err` for an unusable recipient key.
+pub(crate) fn hpke_seal(
+    recipient: &[u8; 32],
+    info: &[u8],
+    aad: &[u8],
+    plaintext: &[u8],
+    rng: &mut SeededRng,
+) -> Result<([u8; 32], Vec<u8>), ()> {
+    let pk = <X25519HkdfSha256 as hpke::Kem>::PublicKey::from_bytes(recipient).map_err(|_| ())?;
+    let (enc, ct) = hpke::single_shot_seal_with_rng::<AesGcm256, HkdfSha256, X25519HkdfSha256>(
+        &OpModeS::Base,
+        &pk,
+        info,
+        plaintext,
+        aad,
+        rng,
+    )
+    .map_err(|_| ())?;
+    let mut out = [0u8; 32];
+    out.copy_from_slice(&enc.to_bytes());
+    Ok((out, ct))
+}
+
+/// The opening half of [`hpke_seal`]; the plaintext wipes itself when dropped.
+pub(crate) fn hpke_open(
+    secret: &[u8; 32],
+    encapsulated_key: &[u8; 32],
+    ciphertext: &[u8],
+    info: &[u8],
+    aad: &[u8],
+) -> Result<Zeroizing<Vec<u8>>, ()> {
+    let sk = <X25519HkdfSha256 as hpke::Kem>::PrivateKey::from_bytes(secret).map_err(|_| ())?;
+    let enc = <X25519HkdfSha256 as hpke::Kem>::EncappedKey::from_bytes(encapsulated_key).map_err(|_| ())?;
+    hpke::single_shot_open::<AesGcm256, HkdfSha256, X25519HkdfSha256>(&OpModeR::Base, &sk, &enc, info, ciphertext, aad)
+        .map(Zeroizing::new)
+        .map_err(|_| ())
 }
 
 #[cfg(test)]

@@ -16,12 +16,9 @@ use crate::client::{self, Client, ClientOptions};
 /// old signer's `DEV_KEY_SERVICE_MASTER_SECRET`.
 const MAX_K3_FILE: u64 = 1024;
 
-/// Where a signer is and how to trust it.
+/// How to trust a signer: the policy its enclave must satisfy, and what lets TLS connect.
 #[derive(Debug, Clone, clap::Args)]
-pub struct Target {
-    /// The signer's base URL, e.g. `https://127.0.0.1:8092`.
-    #[arg(long)]
-    pub url: String,
+pub struct Trust {
     /// The policy file the enclave must satisfy.
     #[arg(long, value_name = "FILE")]
     pub policy: PathBuf,
@@ -32,6 +29,17 @@ pub struct Target {
     /// Verify as of this time (Unix seconds) instead of now.
     #[arg(long, value_name = "UNIX")]
     pub at: Option<u64>,
+}
+
+/// Where a signer is and how to trust it.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Target {
+    /// The signer's base URL, e.g. `https://127.0.0.1:8092`.
+    #[arg(long)]
+    pub url: String,
+    /// Policy and TLS roots.
+    #[command(flatten)]
+    pub trust: Trust,
 }
 
 /// `sigil provision`.
@@ -73,15 +81,9 @@ pub struct ReplicateArgs {
     #[arg(long)]
     pub to: String,
     /// The policy both enclaves must satisfy (the enclaves also check each other: same
-    /// platform and measurement).
-    #[arg(long, value_name = "FILE")]
-    pub policy: PathBuf,
-    /// Extra trusted TLS roots (PEM) for either signer (repeatable).
-    #[arg(long = "tls-ca", alias = "ca-cert", value_name = "FILE")]
-    pub tls_ca: Vec<PathBuf>,
-    /// Verify as of this time (Unix seconds) instead of now.
-    #[arg(long, value_name = "UNIX")]
-    pub at: Option<u64>,
+    /// platform and measurement), and the TLS roots of either signer.
+    #[command(flatten)]
+    pub trust: Trust,
 }
 
 /// Reads a K3 file (never echoing its content in an error).
@@ -91,20 +93,22 @@ pub fn read_k3(path: &Path) -> Result<K3, String> {
     K3::from_hex(text).map_err(|e| format!("K3 file {}: {e}", path.display()))
 }
 
-fn options(tls_ca: &[PathBuf], at: Option<u64>) -> Result<ClientOptions, String> {
+/// Client options from `trust`: its TLS roots as one PEM bundle, its verification time.
+pub fn options(trust: &Trust) -> Result<ClientOptions, String> {
     let mut bundle = Vec::new();
-    for path in tls_ca {
+    for path in &trust.tls_ca {
         bundle.extend_from_slice(&read_limited(path, MAX_SMALL_FILE, "TLS CA certificate")?);
         bundle.push(b'\n');
     }
     let ca_cert_pem = (!bundle.is_empty()).then_some(bundle);
-    Ok(ClientOptions { ca_cert_pem, now_unix: at, ..ClientOptions::default() })
+    Ok(ClientOptions { ca_cert_pem, now_unix: trust.at, ..ClientOptions::default() })
 }
 
 /// Connects to `url`, verifying its evidence against `policy_path`. With `any_k3`, the
 /// policy's K3 fingerprint pin is not applied (the enclave may hold none yet).
-async fn connect(url: &str, policy_path: &Path, options: ClientOptions, any_k3: bool) -> Result<Client, String> {
-    let mut policy = load_policy(policy_path)?;
+async fn connect(url: &str, trust: &Trust, any_k3: bool) -> Result<Client, String> {
+    let options = options(trust)?;
+    let mut policy = load_policy(&trust.policy)?;
     if any_k3 {
         policy.k3_fingerprint = None;
     }
@@ -137,8 +141,7 @@ pub fn describe(status: &CustodyStatus) -> String {
 /// `sigil provision`.
 pub async fn provision(args: &ProvisionArgs) -> Result<String, String> {
     let k3 = read_k3(&args.k3_file)?;
-    let t = &args.target;
-    let client = connect(&t.url, &t.policy, options(&t.tls_ca, t.at)?, true).await?;
+    let client = connect(&args.target.url, &args.target.trust, true).await?;
     let status = client.provision(args.key_version, &k3).await.map_err(|e| e.to_string())?;
     Ok(format!(
         "provisioned epoch {} (K3 fingerprint 0x{}); pin it in policies as k3_fingerprint\n{}",
@@ -151,23 +154,22 @@ pub async fn provision(args: &ProvisionArgs) -> Result<String, String> {
 /// `sigil retire`.
 pub async fn retire(args: &RetireArgs) -> Result<String, String> {
     let k3 = read_k3(&args.k3_file)?;
-    let t = &args.target;
-    let client = connect(&t.url, &t.policy, options(&t.tls_ca, t.at)?, true).await?;
+    let client = connect(&args.target.url, &args.target.trust, true).await?;
     let status = client.retire(args.key_version, &k3).await.map_err(|e| e.to_string())?;
     Ok(format!("retired epoch {}\n{}", args.key_version, describe(&status)))
 }
 
 /// `sigil custody`: the enclave's custody state, through an attested session.
 pub async fn status(args: &Target) -> Result<String, String> {
-    let client = connect(&args.url, &args.policy, options(&args.tls_ca, args.at)?, true).await?;
+    let client = connect(&args.url, &args.trust, true).await?;
     let status = client.custody_status().await.map_err(|e| e.to_string())?;
     Ok(describe(&status))
 }
 
 /// `sigil replicate`.
 pub async fn replicate(args: &ReplicateArgs) -> Result<String, String> {
-    let from = connect(&args.from, &args.policy, options(&args.tls_ca, args.at)?, false).await?;
-    let to = connect(&args.to, &args.policy, options(&args.tls_ca, args.at)?, true).await?;
+    let from = connect(&args.from, &args.trust, false).await?;
+    let to = connect(&args.to, &args.trust, true).await?;
     let status = client::replicate(&from, &to).await.map_err(|e| e.to_string())?;
     Ok(format!("replicated {} -> {}\n{}", args.from, args.to, describe(&status)))
 }
