@@ -154,6 +154,16 @@ impl BlobStore {
         self.stage(blob)?.commit()
     }
 
+    /// Removes a generation this host has just written and that did not open.
+    ///
+    /// # Errors
+    /// I/O errors.
+    pub fn remove_unconfirmed(&self, generation: u64) -> io::Result<()> {
+        let path = self.path(generation);
+        fs::remove_file(&path)?;
+        files::sync_dir(&path)
+    }
+
     /// Removes generations older than `confirmed` whose every epoch (and K3 fingerprint) is
     /// in `epochs`. Unreadable or foreign files are kept. Returns what was removed.
     ///
@@ -283,11 +293,19 @@ impl Custodian {
             }
             None => None,
         };
-        match client.call(Request::UnsealK3(UnsealK3 { blob: blob.clone() })).await {
-            Ok(Response::CustodyStatus(_)) => {}
-            Ok(Response::Error(e)) => return Err(format!("the new blob did not open in the enclave: {}", e.message)),
-            Ok(_) => return Err("unexpected answer to UnsealK3".into()),
-            Err(e) => return Err(e.to_string()),
+        let confirmed = match client.call(Request::UnsealK3(UnsealK3 { blob: blob.clone() })).await {
+            Ok(Response::CustodyStatus(_)) => Ok(()),
+            Ok(Response::Error(e)) => Err(format!("the new blob did not open in the enclave: {}", e.message)),
+            Ok(_) => Err("unexpected answer to UnsealK3".into()),
+            Err(e) => Err(e.to_string()),
+        };
+        if let Err(e) = confirmed {
+            // Ours, just written, and it does not open: useless, and keeping it would pile up
+            // one file per retry. (Blobs that fail at *restore* are never deleted.)
+            if let (Some(store), Some(g)) = (&self.store, generation) {
+                let _ = store.remove_unconfirmed(g);
+            }
+            return Err(e);
         }
         if let (Some(store), Some(g)) = (&self.store, generation) {
             let epochs = BlobHeader::parse(&blob).map(|(h, _)| h.epochs).unwrap_or_default();
