@@ -50,12 +50,14 @@ pub enum ClientError {
     Transport(String),
     /// The host answered with an HTTP error. Not authenticated: the host may be lying, so
     /// this never means the enclave refused anything.
-    #[error("host answered {status}: {code}")]
+    #[error("host answered {status}: {code}{}", if .message.is_empty() { String::new() } else { format!(" ({message})") })]
     Host {
         /// HTTP status.
         status: u16,
         /// The `error` code of the JSON envelope (`"unknown"` when there was none).
         code: String,
+        /// The envelope's `message` (unauthenticated, for humans), at most 300 characters.
+        message: String,
     },
     /// The enclave refused a sealed record (relayed by the host, unauthenticated): the
     /// session was tampered with on the way in (`session_integrity`) or is gone
@@ -224,11 +226,12 @@ impl Client {
             bytes.extend_from_slice(&chunk);
         }
         if status != 200 {
-            let code = serde_json::from_slice::<serde_json::Value>(&bytes)
-                .ok()
-                .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_owned))
-                .unwrap_or_else(|| "unknown".to_owned());
-            return Err(ClientError::Host { status, code });
+            let json = serde_json::from_slice::<serde_json::Value>(&bytes).ok();
+            let field = |name: &str| json.as_ref().and_then(|v| v.get(name)?.as_str().map(str::to_owned));
+            let code = field("error").unwrap_or_else(|| "unknown".to_owned());
+            let message: String =
+                field("message").unwrap_or_default().chars().filter(|c| !c.is_control()).take(300).collect();
+            return Err(ClientError::Host { status, code, message });
         }
         Ok(bytes)
     }
@@ -399,9 +402,14 @@ impl Client {
     /// Provisions `k3` as epoch `key_version`: HPKE-sealed to this session's attested key,
     /// sent through `/v1/provision` (the host stores the new sealed blob before answering),
     /// then checked with a sealed status: the epoch must be loaded with this K3's fingerprint
-    /// and durable.
-    pub async fn provision(&self, key_version: u8, k3: &K3) -> Result<CustodyStatus, ClientError> {
-        self.custody_change(Request::Provision, PROVISION_INFO_LABEL, key_version, k3).await?;
+    /// and durable. An enclave that already holds K3 needs `proof`: a loaded epoch and its K3.
+    pub async fn provision(
+        &self,
+        key_version: u8,
+        k3: &K3,
+        proof: Option<(u8, &K3)>,
+    ) -> Result<CustodyStatus, ClientError> {
+        self.custody_change(Request::Provision, PROVISION_INFO_LABEL, key_version, k3, proof).await?;
         let status = self.custody_status().await?;
         let fp = k3.fingerprint();
         match status.epochs.iter().find(|e| e.epoch.key_version == key_version) {
@@ -419,7 +427,7 @@ impl Client {
     /// Retires epoch `key_version`, proving possession of its K3 (so it can always be
     /// provisioned again). The last epoch cannot be retired.
     pub async fn retire(&self, key_version: u8, k3: &K3) -> Result<CustodyStatus, ClientError> {
-        self.custody_change(Request::Retire, RETIRE_INFO_LABEL, key_version, k3).await?;
+        self.custody_change(Request::Retire, RETIRE_INFO_LABEL, key_version, k3, None).await?;
         let status = self.custody_status().await?;
         if status.epochs.iter().any(|e| e.epoch.key_version == key_version) {
             return Err(ClientError::Custody(format!("epoch {key_version} is still loaded")));
@@ -433,15 +441,20 @@ impl Client {
         label: &[u8],
         key_version: u8,
         k3: &K3,
+        proof: Option<(u8, &K3)>,
     ) -> Result<CustodyStatus, ClientError> {
         let ikm = random::<32>()?;
+        let proof_key_version = proof.map_or(0, |(v, _)| v);
+        let mut k3s = vec![k3];
+        k3s.extend(proof.map(|(_, k)| k));
         let response = self
             .call_with(PROVISION_PATH, |s| {
                 let info = custody::hpke_info(label, &s.binding);
-                let (enc, ciphertext) =
-                    sigil_enclave::transfer::seal(&s.enclave_pub, &info, &[key_version], &[k3], ikm)
-                        .map_err(|_| ClientError::Malformed)?;
-                let req = wrap(ProvisionK3 { key_version, encapsulated_key: Bytes(enc), ciphertext });
+                let aad = ProvisionK3::aad(key_version, proof_key_version);
+                let (enc, ciphertext) = sigil_enclave::transfer::seal(&s.enclave_pub, &info, &aad, &k3s, ikm)
+                    .map_err(|_| ClientError::Malformed)?;
+                let req =
+                    wrap(ProvisionK3 { key_version, encapsulated_key: Bytes(enc), ciphertext, proof_key_version });
                 postcard::to_allocvec(&req).map(Zeroizing::new).map_err(|_| ClientError::Malformed)
             })
             .await?;

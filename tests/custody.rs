@@ -133,23 +133,30 @@ fn write_k3(root: &Path, name: &str, hex: &str) -> PathBuf {
     p
 }
 
-/// `sigil provision` with the real binary.
+/// `sigil provision` with the real binary (`extra`: more arguments).
 fn provision(node: &Node, k3_file: &Path, key_version: u8) -> String {
+    provision_with(node, k3_file, key_version, &[])
+}
+
+fn provision_with(node: &Node, k3_file: &Path, key_version: u8, extra: &[&str]) -> String {
     let kv = key_version.to_string();
     let url = node.url();
-    let (ok, out) = sigil(&[
+    let (policy, tls_ca) = (node.policy(), node.tls_ca());
+    let mut args = vec![
         "provision",
         "--url",
         &url,
         "--policy",
-        path(&node.policy()),
+        path(&policy),
         "--tls-ca",
-        path(&node.tls_ca()),
+        path(&tls_ca),
         "--k3-file",
         path(k3_file),
         "--key-version",
         &kv,
-    ]);
+    ];
+    args.extend_from_slice(extra);
+    let (ok, out) = sigil(&args);
     assert!(ok, "sigil provision failed: {out}");
     out
 }
@@ -346,7 +353,25 @@ async fn replication_restart_and_rotation_keep_old_credentials_decryptable() {
     c.stop().await;
 
     // 3. Rotate: epoch 2 on B; new KEKs default to it, epoch 1 stays derivable.
-    provision(&b, &write_k3(root.path(), "k3-epoch2.hex", &"5a".repeat(32)), 2);
+    let epoch1 = write_k3(root.path(), "k3-epoch1.hex", K3_HEX);
+    let epoch2 = write_k3(root.path(), "k3-epoch2.hex", &"5a".repeat(32));
+    // Without proof of holding a loaded epoch's K3, nobody can add an epoch.
+    let b_url = b.url();
+    let (ok, out) = sigil(&[
+        "provision",
+        "--url",
+        &b_url,
+        "--policy",
+        path(&b.policy()),
+        "--tls-ca",
+        path(&b.tls_ca()),
+        "--k3-file",
+        path(&epoch2),
+        "--key-version",
+        "2",
+    ]);
+    assert!(!ok && out.contains("k3_conflict"), "{out}");
+    provision_with(&b, &epoch2, 2, &["--proof-k3-file", path(&epoch1), "--proof-key-version", "1"]);
     let status = b.client().await.custody_status().await.unwrap();
     assert_eq!(status.current_key_version, Some(2));
 

@@ -56,6 +56,15 @@ pub struct Config {
 }
 
 impl Config {
+    /// What a replication peer must share with this enclave besides its measurement:
+    /// `SHA-256("sigil/config/v1" || broker key SEC1 point)`. In production the broker key is
+    /// part of the measured image anyway; this keeps an enclave of the same image configured
+    /// for another broker (another deployment) from receiving this deployment's K3.
+    #[must_use]
+    pub fn fingerprint(&self) -> [u8; 32] {
+        Sha256::new().chain_update(b"sigil/config/v1").chain_update(self.broker_key.sec1()).finalize().into()
+    }
+
     /// Defaults sized for a busy broker: 4096 tokens, 16384 wallets (a few MiB).
     #[must_use]
     pub const fn new(broker_key: BrokerKey) -> Self {

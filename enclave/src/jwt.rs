@@ -51,6 +51,12 @@ pub enum BrokerKeyError {
 }
 
 impl BrokerKey {
+    /// The uncompressed SEC1 point (public).
+    #[must_use]
+    pub const fn sec1(&self) -> &[u8; 65] {
+        &self.0
+    }
+
     /// From a 65-byte uncompressed SEC1 point (`0x04 || X || Y`).
     ///
     /// # Errors

@@ -98,14 +98,34 @@ impl Operator {
     }
 
     fn k3_payload(&self, label: &[u8], key_version: u8, k3: &K3) -> ProvisionK3 {
+        self.payload_with_proof(label, key_version, k3, None)
+    }
+
+    fn payload_with_proof(&self, label: &[u8], key_version: u8, k3: &K3, proof: Option<(u8, &K3)>) -> ProvisionK3 {
         let info = custody::hpke_info(label, &self.binding);
+        let proof_key_version = proof.map_or(0, |(v, _)| v);
+        let mut k3s = vec![k3];
+        k3s.extend(proof.map(|(_, k)| k));
+        let aad = ProvisionK3::aad(key_version, proof_key_version);
         let (enc, ct) =
-            transfer::seal(&self.enclave_pub, &info, &[key_version], &[k3], Zeroizing::new([key_version; 32])).unwrap();
-        ProvisionK3 { key_version, encapsulated_key: Bytes(enc), ciphertext: ct }
+            transfer::seal(&self.enclave_pub, &info, &aad, &k3s, Zeroizing::new([key_version; 32])).unwrap();
+        ProvisionK3 { key_version, encapsulated_key: Bytes(enc), ciphertext: ct, proof_key_version }
     }
 
     fn provision(&mut self, e: &mut Enclave, env: &mut FixedEnv, key_version: u8, k3: &K3) -> Response {
         let p = self.k3_payload(PROVISION_INFO_LABEL, key_version, k3);
+        self.send(e, env, &Request::Provision(p))
+    }
+
+    fn provision_with_proof(
+        &mut self,
+        e: &mut Enclave,
+        env: &mut FixedEnv,
+        key_version: u8,
+        k3: &K3,
+        proof: (u8, &K3),
+    ) -> Response {
+        let p = self.payload_with_proof(PROVISION_INFO_LABEL, key_version, k3, Some(proof));
         self.send(e, env, &Request::Provision(p))
     }
 }
@@ -146,6 +166,11 @@ fn kek_of(e: &mut Enclave, env: &mut FixedEnv, broker: &Broker, key_version: u8)
         }
         other => Err(error_code(&other)),
     }
+}
+
+/// The configuration fingerprint of an enclave pinning `broker`'s key.
+fn a_config(broker: &Broker) -> [u8; 32] {
+    Config::new(broker.public_key()).fingerprint()
 }
 
 fn seq_k3() -> K3 {
@@ -309,7 +334,7 @@ fn replication_goes_only_to_a_peer_with_the_same_measurement() {
     let mut c = enclave(&Machine { ca: &ca, dir: dc.path(), pcrs: other }, &broker, |_| {});
     let mut op = Operator::connect(&mut a, &mut env, 1);
     op.provision(&mut a, &mut env, 1, &seq_k3());
-    persist(&mut a, &mut env);
+    let a_blob = persist(&mut a, &mut env);
     let expected = address_of(&mut a, &mut env, &broker).unwrap();
 
     // C (another build) asks A: refused, and C learns nothing.
@@ -343,6 +368,28 @@ fn replication_goes_only_to_a_peer_with_the_same_measurement() {
     persist(&mut b, &mut env);
     drop(a);
     assert_eq!(address_of(&mut b, &mut env, &broker).unwrap(), expected);
+
+    // Same image, another broker (another deployment): refused both ways.
+    let other_broker = Broker::new();
+    let dd = tempfile::tempdir().unwrap();
+    let mut d = enclave(&Machine { ca: &ca, dir: dd.path(), pcrs: sim_pcrs() }, &other_broker, |_| {});
+    let Response::PeerOffer(offer_d) = call(&mut d, &mut env, Request::PeerOffer) else { panic!() };
+    let mut a2 = enclave(&Machine { ca: &ca, dir: da.path(), pcrs: sim_pcrs() }, &broker, |_| {});
+    assert!(matches!(
+        call(&mut a2, &mut env, Request::UnsealK3(UnsealK3 { blob: a_blob.clone() })),
+        Response::CustodyStatus(_)
+    ));
+    assert_eq!(error_code(&call(&mut a2, &mut env, Request::ExportForPeer(offer_d))), ErrorCode::PeerRefused);
+
+    // A provisioned enclave takes epochs only from a peer sharing one of its own.
+    let de = tempfile::tempdir().unwrap();
+    let mut e2 = enclave(&Machine { ca: &ca, dir: de.path(), pcrs: sim_pcrs() }, &broker, |_| {});
+    let mut op_e = Operator::connect(&mut e2, &mut env, 5);
+    op_e.provision(&mut e2, &mut env, 7, &K3::from_bytes([7; 32]));
+    persist(&mut e2, &mut env);
+    let Response::PeerOffer(offer_e) = call(&mut e2, &mut env, Request::PeerOffer) else { panic!() };
+    let Response::PeerExport(export_e) = call(&mut a2, &mut env, Request::ExportForPeer(offer_e)) else { panic!() };
+    assert_eq!(error_code(&call(&mut e2, &mut env, Request::ImportFromPeer(export_e))), ErrorCode::PeerRefused);
 
     // B (mutual) refuses an export from C, whose measurement differs, even for B's own offer:
     // C is made to accept B's offer by judging peers like B, but its own evidence shows C.
@@ -378,7 +425,9 @@ fn a_debug_mode_peer_is_refused_and_a_debug_enclave_cannot_replicate() {
     assert!(refused.contains("debug"), "{refused}");
     // … and its evidence, correctly bound to an offer, is refused by A.
     let import_pub = x25519_public(&[9; 32]);
-    let binding = custody::offer_binding(sigil_protocol::Platform::Sim, &import_pub, sigil_protocol::PROTOCOL_VERSION);
+    let config = a_config(&broker);
+    let binding =
+        custody::offer_binding(sigil_protocol::Platform::Sim, &import_pub, sigil_protocol::PROTOCOL_VERSION, &config);
     let evidence = sigil_enclave::attester::Attester::attest(
         &mut debug,
         &sigil_enclave::attester::AttestationInput { user_data: &binding, nonce: &[], public_key: &[], unix_time: NOW },
@@ -388,6 +437,7 @@ fn a_debug_mode_peer_is_refused_and_a_debug_enclave_cannot_replicate() {
         protocol_version: sigil_protocol::PROTOCOL_VERSION,
         import_pub: Bytes(import_pub),
         evidence,
+        config: Bytes(config),
     };
     assert_eq!(error_code(&call(&mut a, &mut env, Request::ExportForPeer(offer))), ErrorCode::PeerRefused);
 }
@@ -405,7 +455,13 @@ fn epochs_rotate_old_keks_stay_derivable_until_retired() {
     assert_eq!(kek_of(&mut e, &mut env, &broker, 0).unwrap(), kek1, "epoch 0 means current (1)");
 
     let k3_2 = K3::from_bytes([2; 32]);
-    op.provision(&mut e, &mut env, 2, &k3_2);
+    // Adding an epoch to an enclave that holds K3 needs proof of possession of a loaded one.
+    assert_eq!(error_code(&op.provision(&mut e, &mut env, 2, &k3_2)), ErrorCode::K3Conflict);
+    let wrong_proof = op.provision_with_proof(&mut e, &mut env, 2, &k3_2, (1, &K3::from_bytes([3; 32])));
+    assert_eq!(error_code(&wrong_proof), ErrorCode::K3Conflict);
+    assert_eq!(status(&mut e, &mut env).epochs.len(), 1);
+    let r = op.provision_with_proof(&mut e, &mut env, 2, &k3_2, (1, &seq_k3()));
+    assert!(matches!(r, Response::CustodyStatus(_)), "{r:?}");
     // Pending epoch 2: current stays 1.
     assert_eq!(kek_of(&mut e, &mut env, &broker, 0).unwrap(), kek1);
     assert_eq!(kek_of(&mut e, &mut env, &broker, 2), Err(ErrorCode::UnknownKeyVersion));

@@ -260,6 +260,10 @@ impl Custodian {
                 status = custody_status(client).await?;
             }
         }
+        if status.epochs.iter().any(|e| e.durable) {
+            // Provisioned or replicated since: the restore failure is history.
+            state.reprovision = None;
+        }
         if status.needs_seal {
             state.persist_error = match self.persist(client).await {
                 Ok(()) => None,
@@ -293,19 +297,19 @@ impl Custodian {
             }
             None => None,
         };
-        let confirmed = match client.call(Request::UnsealK3(UnsealK3 { blob: blob.clone() })).await {
-            Ok(Response::CustodyStatus(_)) => Ok(()),
-            Ok(Response::Error(e)) => Err(format!("the new blob did not open in the enclave: {}", e.message)),
-            Ok(_) => Err("unexpected answer to UnsealK3".into()),
-            Err(e) => Err(e.to_string()),
-        };
-        if let Err(e) = confirmed {
-            // Ours, just written, and it does not open: useless, and keeping it would pile up
-            // one file per retry. (Blobs that fail at *restore* are never deleted.)
-            if let (Some(store), Some(g)) = (&self.store, generation) {
-                let _ = store.remove_unconfirmed(g);
+        match client.call(Request::UnsealK3(UnsealK3 { blob: blob.clone() })).await {
+            Ok(Response::CustodyStatus(_)) => {}
+            Ok(Response::Error(e)) => {
+                // Ours, just written, and the enclave says it does not open: useless, and
+                // keeping it would pile up one file per retry. (Blobs that fail at *restore*
+                // are never deleted; nor is this one when the enclave merely could not be asked.)
+                if let (Some(store), Some(g)) = (&self.store, generation) {
+                    let _ = store.remove_unconfirmed(g);
+                }
+                return Err(format!("the new blob did not open in the enclave: {}", e.message));
             }
-            return Err(e);
+            Ok(_) => return Err("unexpected answer to UnsealK3".into()),
+            Err(e) => return Err(e.to_string()),
         }
         if let (Some(store), Some(g)) = (&self.store, generation) {
             let epochs = BlobHeader::parse(&blob).map(|(h, _)| h.epochs).unwrap_or_default();

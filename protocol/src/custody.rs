@@ -40,16 +40,31 @@ pub const SEALED_K3_LEN: usize = 32 + 16;
 /// Inside an attested session: load (or, as [`crate::Request::Retire`], retire) the K3 of
 /// one epoch. The K3 is sealed with RFC 9180 HPKE base mode (DHKEM(X25519, HKDF-SHA256),
 /// HKDF-SHA256, AES-256-GCM) to the session's attested enclave key, with
-/// `info = label || binding hash` and `aad = [key_version]`, so it opens only in the enclave
-/// that attested to this very session.
+/// `info = label || binding hash` and `aad = [key_version, proof_key_version]`, so it opens
+/// only in the enclave that attested to this very session.
+///
+/// Custody belongs to whoever holds K3: once an enclave holds any epoch, a new one is loaded
+/// only with proof of possession of a loaded one. The plaintext is then the new K3 followed
+/// by the K3 of `proof_key_version`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProvisionK3 {
     /// The epoch (`1..=255`).
     pub key_version: u8,
     /// HPKE encapsulated key.
     pub encapsulated_key: Bytes<32>,
-    /// The sealed 32-byte K3 ([`SEALED_K3_LEN`] bytes).
+    /// The sealed K3 ([`SEALED_K3_LEN`] bytes), or K3 and proof K3 (32 more).
     pub ciphertext: Vec<u8>,
+    /// The loaded epoch whose K3 follows as proof of possession; 0 = none (the enclave holds
+    /// no K3 yet, a retirement, or re-provisioning an epoch with the K3 it already has).
+    pub proof_key_version: u8,
+}
+
+impl ProvisionK3 {
+    /// The HPKE `aad`: `[key_version, proof_key_version]`.
+    #[must_use]
+    pub const fn aad(key_version: u8, proof_key_version: u8) -> [u8; 2] {
+        [key_version, proof_key_version]
+    }
 }
 
 /// Host → enclave: load K3 from a sealed blob (at boot), or confirm that a blob the host has
@@ -108,20 +123,25 @@ pub struct PeerOffer {
     pub import_pub: Bytes<32>,
     /// B's evidence.
     pub evidence: Evidence,
+    /// B's configuration fingerprint (its pinned broker key): peers of one deployment share
+    /// it, and an enclave of the same image configured for another broker is refused.
+    pub config: Bytes<32>,
 }
 
 impl PeerOffer {
-    /// `SHA-512("sigil/peer-offer/v1" || platform label || lp(import_pub) || lp([version]))`.
+    /// `SHA-512("sigil/peer-offer/v1" || platform label || lp(import_pub) || lp([version]) ||
+    /// lp(config))`.
     #[must_use]
     pub fn binding(&self) -> [u8; 64] {
-        offer_binding(self.evidence.platform, &self.import_pub.0, self.protocol_version)
+        offer_binding(self.evidence.platform, &self.import_pub.0, self.protocol_version, &self.config.0)
     }
 }
 
-/// The binding of an offer of `import_pub` made on `platform` at `protocol_version`.
+/// The binding of an offer of `import_pub` made on `platform` at `protocol_version` by an
+/// enclave with configuration fingerprint `config`.
 #[must_use]
-pub fn offer_binding(platform: Platform, import_pub: &[u8; 32], protocol_version: u8) -> [u8; 64] {
-    lp_hash(PEER_OFFER_LABEL, platform, &[import_pub, &[protocol_version]])
+pub fn offer_binding(platform: Platform, import_pub: &[u8; 32], protocol_version: u8, config: &[u8; 32]) -> [u8; 64] {
+    lp_hash(PEER_OFFER_LABEL, platform, &[import_pub, &[protocol_version], config])
 }
 
 /// A → B: A's epochs, HPKE-sealed to B's import key (`info = "sigil/replicate/v1" ||
@@ -140,18 +160,25 @@ pub struct PeerExport {
     pub ciphertext: Vec<u8>,
     /// A's evidence.
     pub evidence: Evidence,
+    /// A's configuration fingerprint (see [`PeerOffer::config`]).
+    pub config: Bytes<32>,
 }
 
 impl PeerExport {
     /// `SHA-512("sigil/peer-export/v1" || platform || lp(offer binding) || lp(enc) ||
-    /// lp(SHA-256(ciphertext)) || lp(postcard(epochs)))`, with the offer binding computed for
-    /// the exporter's platform and `protocol_version`.
+    /// lp(SHA-256(ciphertext)) || lp(postcard(epochs)) || lp(config))`, with the offer binding
+    /// computed for the exporter's platform, `protocol_version` and `config` (an offer is only
+    /// answered by a peer with the same configuration).
     #[must_use]
     pub fn binding(&self, protocol_version: u8) -> [u8; 64] {
-        let offer = offer_binding(self.evidence.platform, &self.import_pub.0, protocol_version);
+        let offer = offer_binding(self.evidence.platform, &self.import_pub.0, protocol_version, &self.config.0);
         let ct_hash: [u8; 32] = Sha256::digest(&self.ciphertext).into();
         let epochs = epochs_aad(&self.epochs);
-        lp_hash(PEER_EXPORT_LABEL, self.evidence.platform, &[&offer, &self.encapsulated_key.0, &ct_hash, &epochs])
+        lp_hash(
+            PEER_EXPORT_LABEL,
+            self.evidence.platform,
+            &[&offer, &self.encapsulated_key.0, &ct_hash, &epochs, &self.config.0],
+        )
     }
 }
 
@@ -354,10 +381,11 @@ mod tests {
 
     #[test]
     fn bindings_separate_their_inputs() {
-        let a = offer_binding(Platform::Sim, &[1; 32], 1);
-        assert_ne!(a, offer_binding(Platform::Nitro, &[1; 32], 1));
-        assert_ne!(a, offer_binding(Platform::Sim, &[2; 32], 1));
-        assert_ne!(a, offer_binding(Platform::Sim, &[1; 32], 2));
+        let a = offer_binding(Platform::Sim, &[1; 32], 1, &[0; 32]);
+        assert_ne!(a, offer_binding(Platform::Nitro, &[1; 32], 1, &[0; 32]));
+        assert_ne!(a, offer_binding(Platform::Sim, &[2; 32], 1, &[0; 32]));
+        assert_ne!(a, offer_binding(Platform::Sim, &[1; 32], 2, &[0; 32]));
+        assert_ne!(a, offer_binding(Platform::Sim, &[1; 32], 1, &[1; 32]));
         let ev = Evidence { platform: Platform::Sim, document: vec![1], certificates: vec![] };
         let export = PeerExport {
             import_pub: Bytes([1; 32]),
@@ -365,6 +393,7 @@ mod tests {
             encapsulated_key: Bytes([2; 32]),
             ciphertext: vec![3; 48],
             evidence: ev,
+            config: Bytes([4; 32]),
         };
         let base = export.binding(1);
         assert_ne!(base, export.binding(2));
@@ -374,8 +403,11 @@ mod tests {
         let mut other = export.clone();
         other.epochs[0].k3_fingerprint = Bytes([6; 32]);
         assert_ne!(base, other.binding(1));
-        let mut other = export;
+        let mut other = export.clone();
         other.import_pub = Bytes([9; 32]);
+        assert_ne!(base, other.binding(1));
+        let mut other = export;
+        other.config = Bytes([5; 32]);
         assert_ne!(base, other.binding(1));
     }
 }

@@ -121,7 +121,12 @@ fn derive_kek() -> DeriveKek {
 }
 
 fn provision_k3(key_version: u8) -> ProvisionK3 {
-    ProvisionK3 { key_version, encapsulated_key: Bytes(ENCAPSULATED), ciphertext: SEALED.to_vec() }
+    ProvisionK3 {
+        key_version,
+        encapsulated_key: Bytes(ENCAPSULATED),
+        ciphertext: SEALED.to_vec(),
+        proof_key_version: 0,
+    }
 }
 
 /// B's offer, made on Nitro.
@@ -130,6 +135,7 @@ fn peer_offer() -> PeerOffer {
         protocol_version: 1,
         import_pub: Bytes(IMPORT_PUB),
         evidence: Evidence { platform: Platform::Nitro, document: DOCUMENT.to_vec(), certificates: Vec::new() },
+        config: Bytes(CONFIG),
     }
 }
 
@@ -141,8 +147,12 @@ fn peer_export() -> PeerExport {
         encapsulated_key: Bytes(ENCAPSULATED),
         ciphertext: SEALED.to_vec(),
         evidence: Evidence { platform: Platform::Sim, document: DOCUMENT.to_vec(), certificates: Vec::new() },
+        config: Bytes(CONFIG),
     }
 }
+
+/// A configuration fingerprint (the pinned broker key's hash).
+const CONFIG: [u8; 32] = [0x3c; 32];
 
 fn error(request_id: u64, code: ErrorCode, message: &str) -> Envelope<Response> {
     Envelope { request_id, body: Response::Error(WireError { code, message: message.into() }) }
@@ -441,10 +451,10 @@ static REQUESTS: &[Vector<Envelope<Request>>] = &[
         name: "request/provision",
         value: || Envelope { request_id: 13, body: Request::Provision(provision_k3(2)) },
         frame: &hex!(
-            "53474c0100000000540d0902b9e8908262733630b1acc5186b544eea459cf381"
+            "53474c0100000000550d0902b9e8908262733630b1acc5186b544eea459cf381"
             "b00a8b27117ab51092b5fa5430bda59e36d9ad1710f0646131d40907532bc9f5"
-            "9e5f251d7b829dfb7ffc7581a602e839c52b462f8300656c0436c9329fa6d3bd"
-            "1e"
+            "9e5f251d7b829dfb7ffc7581a602e839c52b462f8300656c0436c9329f009d3c"
+            "43e8"
         ),
     },
     Vector {
@@ -471,30 +481,32 @@ static REQUESTS: &[Vector<Envelope<Request>>] = &[
         name: "request/export_for_peer",
         value: || Envelope { request_id: 18, body: Request::ExportForPeer(peer_offer()) },
         frame: &hex!(
-            "53474c01000000002d120e010707070707070707070707070707070707070707"
-            "07070707070707070707070700078444a1013822a0000f2741d7"
+            "53474c01000000004d120e010707070707070707070707070707070707070707"
+            "07070707070707070707070700078444a1013822a0003c3c3c3c3c3c3c3c3c3c"
+            "3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c246234e7"
         ),
     },
     Vector {
         name: "request/import_from_peer",
         value: || Envelope { request_id: 19, body: Request::ImportFromPeer(peer_export()) },
         frame: &hex!(
-            "53474c01000000009f130f070707070707070707070707070707070707070707"
+            "53474c0100000000bf130f070707070707070707070707070707070707070707"
             "07070707070707070707070101e13c0682cc5f67424f8b3cd6ce42d589707abc"
             "8dff5fc605199a87cf518098dfb9e8908262733630b1acc5186b544eea459cf3"
             "81b00a8b27117ab51092b5fa5430bda59e36d9ad1710f0646131d40907532bc9"
             "f59e5f251d7b829dfb7ffc7581a602e839c52b462f8300656c0436c9329f0207"
-            "8444a1013822a00071151f21"
+            "8444a1013822a0003c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c"
+            "3c3c3c3c3c3c3c3ce12f7046"
         ),
     },
     Vector {
         name: "request/retire",
         value: || Envelope { request_id: 20, body: Request::Retire(provision_k3(1)) },
         frame: &hex!(
-            "53474c010000000054141001b9e8908262733630b1acc5186b544eea459cf381"
+            "53474c010000000055141001b9e8908262733630b1acc5186b544eea459cf381"
             "b00a8b27117ab51092b5fa5430bda59e36d9ad1710f0646131d40907532bc9f5"
-            "9e5f251d7b829dfb7ffc7581a602e839c52b462f8300656c0436c9329f76b251"
-            "c7"
+            "9e5f251d7b829dfb7ffc7581a602e839c52b462f8300656c0436c9329f00368d"
+            "1863"
         ),
     },
 ];
@@ -762,20 +774,22 @@ static RESPONSES: &[Vector<Envelope<Response>>] = &[
         name: "response/peer_offer",
         value: || Envelope { request_id: 17, body: Response::PeerOffer(peer_offer()) },
         frame: &hex!(
-            "53474c01000000002d110c010707070707070707070707070707070707070707"
-            "07070707070707070707070700078444a1013822a0007c35647a"
+            "53474c01000000004d110c010707070707070707070707070707070707070707"
+            "07070707070707070707070700078444a1013822a0003c3c3c3c3c3c3c3c3c3c"
+            "3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c346695a6"
         ),
     },
     Vector {
         name: "response/peer_export",
         value: || Envelope { request_id: 18, body: Response::PeerExport(peer_export()) },
         frame: &hex!(
-            "53474c01000000009f120d070707070707070707070707070707070707070707"
+            "53474c0100000000bf120d070707070707070707070707070707070707070707"
             "07070707070707070707070101e13c0682cc5f67424f8b3cd6ce42d589707abc"
             "8dff5fc605199a87cf518098dfb9e8908262733630b1acc5186b544eea459cf3"
             "81b00a8b27117ab51092b5fa5430bda59e36d9ad1710f0646131d40907532bc9"
             "f59e5f251d7b829dfb7ffc7581a602e839c52b462f8300656c0436c9329f0207"
-            "8444a1013822a000e78d2d0c"
+            "8444a1013822a0003c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c"
+            "3c3c3c3c3c3c3c3c04e94237"
         ),
     },
     Vector {
@@ -911,25 +925,26 @@ fn derive_kek_aad_is_frozen() {
 #[test]
 fn peer_bindings_are_frozen() {
     // Expected values computed independently (python3 hashlib) from the documented layout:
-    // offer  = SHA-512("sigil/peer-offer/v1" || "nitro" || lp(import_pub) || lp([1])),
+    // offer  = SHA-512("sigil/peer-offer/v1" || "nitro" || lp(import_pub) || lp([1]) || lp(config)),
     // export = SHA-512("sigil/peer-export/v1" || "sim" || lp(offer binding for "sim") ||
-    //          lp(enc) || lp(SHA-256(ciphertext)) || lp(postcard(epochs))), lp(x) = u32_be(len) || x.
+    //          lp(enc) || lp(SHA-256(ciphertext)) || lp(postcard(epochs)) || lp(config)),
+    // lp(x) = u32_be(len) || x.
     // Both are bound into attestation evidence: a change here breaks replication between peers.
     let offer = peer_offer();
     assert_eq!(
         hex::encode(offer.binding()),
         hex::encode(hex!(
-            "256a12569def97bd5c1e4fe7bd462ad8176558178c97014277e032c6ad099a80"
-            "c99610ab7a4236291a26fdc26783d3139edf215374490e77a5645b948de936e3"
+            "4c9c69b93a3292dc7fc15fdfa1dc239b589147bf0c3a0124d53ab73b0afbb831"
+            "aa7376bf74a92af2cc092600a611835b6283e3033998c1a422a5b7d064a1694b"
         )),
         "PeerOffer::binding changed"
     );
-    assert_eq!(offer.binding(), offer_binding(Platform::Nitro, &IMPORT_PUB, 1));
+    assert_eq!(offer.binding(), offer_binding(Platform::Nitro, &IMPORT_PUB, 1, &CONFIG));
     assert_eq!(
         hex::encode(peer_export().binding(1)),
         hex::encode(hex!(
-            "ba0f87ee9184ac1468efd759ce8ce720576b372b038c29c203ac8004a6d429fc"
-            "f802665af16deb825f7f3211bc694279c98ea1d57bef7220c729719e58f6f5a2"
+            "51b7e33addbb56dc9155292e50d850629952022e39ddaa0a061dcb06dce4f2c0"
+            "b0d3cf698489ae6dbc3f04a051ba5ee4cb288b38ada221e661fe63793249e02b"
         )),
         "PeerExport::binding changed"
     );

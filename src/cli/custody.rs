@@ -55,6 +55,13 @@ pub struct ProvisionArgs {
     /// The epoch to load it as (1..=255; 1 is the old signer's).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..))]
     pub key_version: u8,
+    /// When the enclave already holds K3 (adding an epoch): the K3 file of a loaded epoch,
+    /// as proof that the operator holds it (custody belongs to whoever holds K3).
+    #[arg(long, value_name = "PATH", requires = "proof_key_version")]
+    pub proof_k3_file: Option<PathBuf>,
+    /// The epoch of `--proof-k3-file`.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(1..), requires = "proof_k3_file")]
+    pub proof_key_version: Option<u8>,
 }
 
 /// `sigil retire`.
@@ -141,8 +148,10 @@ pub fn describe(status: &CustodyStatus) -> String {
 /// `sigil provision`.
 pub async fn provision(args: &ProvisionArgs) -> Result<String, String> {
     let k3 = read_k3(&args.k3_file)?;
+    let proof = args.proof_k3_file.as_deref().map(read_k3).transpose()?;
+    let proof = proof.as_ref().zip(args.proof_key_version).map(|(k, v)| (v, k));
     let client = connect(&args.target.url, &args.target.trust, true).await?;
-    let status = client.provision(args.key_version, &k3).await.map_err(|e| e.to_string())?;
+    let status = client.provision(args.key_version, &k3, proof).await.map_err(|e| e.to_string())?;
     Ok(format!(
         "provisioned epoch {} (K3 fingerprint 0x{}); pin it in policies as k3_fingerprint\n{}",
         args.key_version,

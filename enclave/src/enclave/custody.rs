@@ -207,9 +207,26 @@ impl Enclave {
         self.custody.reprovision = None;
     }
 
-    /// Inside session `id`: open the HPKE-sealed K3 and load it as `key_version`.
+    /// Inside session `id`: open the HPKE-sealed K3 and load it as `key_version`. Once any
+    /// epoch is loaded, a new one needs proof of possession of a loaded one: custody belongs
+    /// to whoever holds K3, not to whoever reaches the enclave.
     pub(super) fn provision(&mut self, id: &[u8; 16], p: &ProvisionK3, env: &mut impl Env) -> Result<Response, Error> {
-        let k3 = self.open_session_k3(id, p, PROVISION_INFO_LABEL)?;
+        let count = if p.proof_key_version == 0 { 1 } else { 2 };
+        let mut k3s = self.open_session_k3s(id, p, PROVISION_INFO_LABEL, count)?;
+        let proof = if count == 2 { k3s.pop() } else { None };
+        let k3 = k3s.pop().ok_or(Error::Internal(InternalError::Encode))?;
+        let already = self.k3.get_any(p.key_version).is_some_and(|(_, fp)| fp == k3.fingerprint());
+        if !self.k3.is_empty() && !already {
+            let proven = proof.is_some_and(|proof| {
+                self.k3.get_any(p.proof_key_version).is_some_and(|(_, fp)| fp == proof.fingerprint())
+            });
+            if !proven {
+                return Err(Error::K3Conflict {
+                    key_version: p.key_version,
+                    reason: "this enclave holds K3 already: adding an epoch needs the K3 of a loaded one as proof",
+                });
+            }
+        }
         if self.admit(p.key_version, &k3)? {
             self.load_new(p.key_version, k3);
         }
@@ -219,7 +236,11 @@ impl Enclave {
     /// Inside session `id`: unload an epoch, given proof that the caller holds its K3 (so
     /// it can always be provisioned again: retiring never destroys the only copy).
     pub(super) fn retire(&mut self, id: &[u8; 16], p: &ProvisionK3, env: &mut impl Env) -> Result<Response, Error> {
-        let k3 = self.open_session_k3(id, p, RETIRE_INFO_LABEL)?;
+        if p.proof_key_version != 0 {
+            return Err(Error::InvalidRequest("a retirement carries no proof epoch: the K3 itself is the proof"));
+        }
+        let k3 =
+            self.open_session_k3s(id, p, RETIRE_INFO_LABEL, 1)?.pop().ok_or(Error::Internal(InternalError::Encode))?;
         let Some((_, loaded)) = self.k3.get_any(p.key_version) else {
             return Err(Error::UnknownKeyVersion(p.key_version));
         };
@@ -235,13 +256,12 @@ impl Enclave {
         Ok(Response::CustodyStatus(self.custody_status(env)?))
     }
 
-    fn open_session_k3(&self, id: &[u8; 16], p: &ProvisionK3, label: &[u8]) -> Result<K3, Error> {
+    fn open_session_k3s(&self, id: &[u8; 16], p: &ProvisionK3, label: &[u8], count: usize) -> Result<Vec<K3>, Error> {
         let slot = self.sessions.get(id).ok_or(Error::UnknownSession)?;
         let info = custody::hpke_info(label, &slot.binding);
-        let mut k3s =
-            transfer::open(&slot.kem_secret, &p.encapsulated_key.0, &p.ciphertext, &info, &[p.key_version], 1)
-                .map_err(|_| Error::InvalidRequest("sealed K3 does not open with this session's attested key"))?;
-        k3s.pop().ok_or(Error::Internal(InternalError::Encode))
+        let aad = ProvisionK3::aad(p.key_version, p.proof_key_version);
+        transfer::open(&slot.kem_secret, &p.encapsulated_key.0, &p.ciphertext, &info, &aad, count)
+            .map_err(|_| Error::InvalidRequest("sealed K3 does not open with this session's attested key"))
     }
 
     /// B: a one-time import key and evidence over it, for a peer to seal K3 to.
@@ -253,7 +273,8 @@ impl Enclave {
         env.fill_random(secret.as_mut_slice())?;
         let import_pub = session::x25519_public(&secret);
         let platform = self.attester_platform()?;
-        let binding = custody::offer_binding(platform, &import_pub, frame::PROTOCOL_VERSION);
+        let config = self.config.fingerprint();
+        let binding = custody::offer_binding(platform, &import_pub, frame::PROTOCOL_VERSION, &config);
         let evidence = self.attest_to(&binding, env)?;
         let created = env.unix_time();
         self.custody.pending_imports.insert(import_pub, PendingImport { secret, created });
@@ -261,6 +282,7 @@ impl Enclave {
             protocol_version: frame::PROTOCOL_VERSION,
             import_pub: Bytes(import_pub),
             evidence,
+            config: Bytes(config),
         }))
     }
 
@@ -268,6 +290,9 @@ impl Enclave {
     pub(super) fn export_for_peer(&mut self, offer: &PeerOffer, env: &mut impl Env) -> Result<Response, Error> {
         if offer.protocol_version != frame::PROTOCOL_VERSION {
             return Err(PeerError("the peer speaks another protocol version".into()).into());
+        }
+        if offer.config.0 != self.config.fingerprint() {
+            return Err(PeerError("the peer is configured for another broker (another deployment)".into()).into());
         }
         self.verify_peer(&offer.evidence, &offer.binding(), env)?;
         let epochs: Vec<(u8, &K3)> = self.k3.iter_all().filter(|(v, _)| self.k3.get(*v).is_some()).collect();
@@ -289,6 +314,7 @@ impl Enclave {
             encapsulated_key: Bytes(enc),
             ciphertext,
             evidence: Evidence { platform, document: Vec::new(), certificates: Vec::new() },
+            config: Bytes(self.config.fingerprint()),
         };
         export.evidence = self.attest_to(&export.binding(frame::PROTOCOL_VERSION), env)?;
         Ok(Response::PeerExport(export))
@@ -311,9 +337,13 @@ impl Enclave {
         if env.unix_time().saturating_sub(pending.created) > IMPORT_KEY_LIFETIME_SECS {
             return Err(PeerError("our offer expired; make a new one".into()).into());
         }
+        let config = self.config.fingerprint();
+        if export.config.0 != config {
+            return Err(PeerError("the exporter is configured for another broker (another deployment)".into()).into());
+        }
         self.verify_peer(&export.evidence, &export.binding(frame::PROTOCOL_VERSION), env)?;
         let platform = self.attester_platform()?;
-        let offer = custody::offer_binding(platform, &export.import_pub.0, frame::PROTOCOL_VERSION);
+        let offer = custody::offer_binding(platform, &export.import_pub.0, frame::PROTOCOL_VERSION, &config);
         let info = custody::hpke_info(REPLICATE_INFO_LABEL, &offer);
         let k3s = transfer::open(
             &pending.secret,
@@ -324,6 +354,16 @@ impl Enclave {
             export.epochs.len(),
         )
         .map_err(|_| PeerError("the export does not open with our import key".into()))?;
+        // An enclave that holds K3 takes epochs only from a peer that shares one of them (a
+        // replica of the same deployment), as provisioning needs proof of possession.
+        if !self.k3.is_empty()
+            && !export
+                .epochs
+                .iter()
+                .any(|e| self.k3.get_any(e.key_version).is_some_and(|(_, fp)| fp == e.k3_fingerprint.0))
+        {
+            return Err(PeerError("the exporter shares no K3 epoch with this enclave".into()).into());
+        }
         let mut admitted = Vec::with_capacity(k3s.len());
         for (epoch, k3) in export.epochs.iter().zip(k3s) {
             if k3.fingerprint() != epoch.k3_fingerprint.0 {
