@@ -98,6 +98,11 @@ pub const TLS_CERT_FILE: &str = "tls-cert.pem";
 pub const TLS_KEY_FILE: &str = "tls-key.pem";
 /// The sim policy written into a `--state-dir` at every start.
 pub const POLICY_FILE: &str = "policy.toml";
+/// The generated dev broker's private key in a `--state-dir` (PKCS#8 DER, mode 0600).
+pub const BROKER_KEY_FILE: &str = "broker-key.p8";
+/// The generated dev broker's public key in a `--state-dir` (SPKI PEM): give it to a second
+/// signer as `--broker-pubkey` so the two can replicate.
+pub const BROKER_PEM_FILE: &str = "broker.pem";
 
 /// A broker key pair generated for this run, able to mint dev tokens.
 struct DevBroker {
@@ -107,12 +112,41 @@ struct DevBroker {
 
 impl DevBroker {
     fn generate() -> Result<Self, String> {
+        Self::generate_pkcs8().and_then(|pkcs8| Self::from_pkcs8(&pkcs8))
+    }
+
+    fn generate_pkcs8() -> Result<Zeroizing<Vec<u8>>, String> {
+        EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new())
+            .map(|d| Zeroizing::new(d.as_ref().to_vec()))
+            .map_err(|_| "cannot generate a broker key".to_owned())
+    }
+
+    fn from_pkcs8(pkcs8: &[u8]) -> Result<Self, String> {
         let rng = SystemRandom::new();
-        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
-            .map_err(|_| "cannot generate a broker key".to_owned())?;
-        let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng)
-            .map_err(|_| "cannot load the generated broker key".to_owned())?;
+        let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8, &rng)
+            .map_err(|_| "cannot load the broker key".to_owned())?;
         Ok(Self { key, rng })
+    }
+
+    /// The broker of a `--state-dir`: loaded from `broker-key.p8` (PKCS#8 DER, 0600) or
+    /// generated and saved there with its public key in `broker.pem`, so a restarted signer
+    /// keeps accepting its dev tokens and its configuration fingerprint (which replication
+    /// peers must share: start a second signer with `--broker-pubkey DIR/broker.pem`).
+    fn load_or_generate(dir: &std::path::Path) -> Result<Self, String> {
+        use sigil_enclave::runtime::files;
+        let path = dir.join(BROKER_KEY_FILE);
+        let broker = if path.exists() {
+            let der = Zeroizing::new(files::read_limited(&path, 4096).map_err(|e| format!("{}: {e}", path.display()))?);
+            Self::from_pkcs8(&der).map_err(|e| format!("{}: {e}", path.display()))?
+        } else {
+            let der = Self::generate_pkcs8()?;
+            files::write_atomically(&path, &der, 0o600).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            Self::from_pkcs8(&der)?
+        };
+        let pem = dir.join(BROKER_PEM_FILE);
+        files::write_atomically(&pem, broker.spki_pem().as_bytes(), 0o644)
+            .map_err(|e| format!("cannot write {}: {e}", pem.display()))?;
+        Ok(broker)
     }
 
     fn spki_pem(&self) -> String {
@@ -306,7 +340,14 @@ pub async fn start_with(args: &DevArgs, k3: Option<K3>) -> Result<DevServer, Str
             (None, pem)
         }
         None => {
-            let b = DevBroker::generate()?;
+            let b = match &args.state_dir {
+                Some(dir) => {
+                    sigil_enclave::runtime::files::create_private_dir(dir)
+                        .map_err(|e| format!("--state-dir {}: {e}", dir.display()))?;
+                    DevBroker::load_or_generate(dir)?
+                }
+                None => DevBroker::generate()?,
+            };
             let pem = b.spki_pem();
             (Some(b), pem)
         }
@@ -500,7 +541,14 @@ pub async fn run(args: DevArgs) -> Result<(), String> {
     }
     match &dev.token {
         Some(token) => {
-            println!("  broker:   generated key; dev JWT below is valid for 1 hour\n");
+            match &args.state_dir {
+                Some(d) => println!(
+                    "  broker:   generated key kept in {} (public key {}: give it to a replica as --broker-pubkey); dev JWT below is valid for 1 hour\n",
+                    d.join(BROKER_KEY_FILE).display(),
+                    d.join(BROKER_PEM_FILE).display()
+                ),
+                None => println!("  broker:   generated key; dev JWT below is valid for 1 hour\n"),
+            }
             println!(
                 "curl --cacert {cert} -H 'Authorization: Bearer {token}' -H 'Content-Type: application/json' \\\n  -d '{{\"omni_account\":\"{omni}\",\"message_hex\":\"68656c6c6f\"}}' https://{addr}/dev/sign-message",
                 cert = cert_path.display(),

@@ -678,6 +678,43 @@ fn dev_state_dir_provision_then_a_killed_signer_restores_k3() {
     let other = write(tmp.path(), "other.hex", "ab".repeat(32));
     let out = sigil(args!["provision", "--url", &url, "--policy", &policy, "--tls-ca", &tls, "--k3-file", &other]);
     assert!(out.code != Some(0) && out.stderr.contains("k3_conflict"), "{}", out.stderr);
-    child.0.kill().unwrap();
-    child.0.wait().unwrap();
+
+    // A second signer on the same simulated vendor root and broker receives K3 by replication.
+    let state_b = tmp.path().join("state-b");
+    let broker = state.join("broker.pem");
+    let b_args = args![
+        "dev",
+        "--port",
+        "0",
+        "--state-dir",
+        &state_b,
+        "--unprovisioned",
+        "--sim-ca",
+        &state,
+        "--broker-pubkey",
+        &broker
+    ];
+    let (mut b, b_addr) = spawn_dev(&b_args, tmp.path());
+    let b_url = format!("https://{b_addr}");
+    let tls_b = state_b.join("tls-cert.pem");
+    let out = sigil(args![
+        "replicate",
+        "--from",
+        &url,
+        "--to",
+        &b_url,
+        "--policy",
+        &policy,
+        "--tls-ca",
+        &tls,
+        "--tls-ca",
+        &tls_b
+    ]);
+    assert!(out.ok().contains("durable"), "{}", out.stdout);
+    let on_b = sigil(args!["custody", "--url", &b_url, "--policy", &state_b.join("policy.toml"), "--tls-ca", &tls_b]);
+    assert_eq!(on_b.ok(), before, "B holds exactly A's K3");
+    for c in [&mut child, &mut b] {
+        c.0.kill().unwrap();
+        c.0.wait().unwrap();
+    }
 }

@@ -141,6 +141,7 @@ pub fn describe(status: &CustodyStatus) -> String {
     let _ = writeln!(out, "sealing: {sealer}");
     if let Some(reason) = &status.reprovision {
         let _ = writeln!(out, "reprovision_required: {reason}");
+        let _ = writeln!(out, "  recover: {}", sigil_host::custody::REPROVISION_HINT);
     }
     out
 }
