@@ -293,26 +293,24 @@ pub async fn start(args: &DevArgs) -> Result<DevServer, String> {
 
 /// The TLS certificate and key: from `--tls-cert/--tls-key`, from the state directory, or
 /// generated (and saved there when there is one).
+/// A PEM file of at most 64 KiB (keys are wiped by the caller's `Zeroizing`).
+fn read_pem(path: &std::path::Path, what: &str) -> Result<String, String> {
+    let bytes = Zeroizing::new(
+        sigil_enclave::runtime::files::read_limited(path, 64 * 1024)
+            .map_err(|e| format!("{what} {}: {e}", path.display()))?,
+    );
+    std::str::from_utf8(&bytes).map(str::to_owned).map_err(|_| format!("{what} {}: not PEM", path.display()))
+}
+
 fn tls_material(args: &DevArgs) -> Result<(String, Zeroizing<String>), String> {
     use sigil_enclave::runtime::files;
     if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
-        let read = |p: &std::path::Path, what: &str| {
-            files::read_limited(p, 64 * 1024)
-                .map_err(|e| format!("{what} {}: {e}", p.display()))
-                .and_then(|b| String::from_utf8(b).map_err(|_| format!("{what} {}: not PEM", p.display())))
-        };
-        return Ok((read(cert, "--tls-cert")?, Zeroizing::new(read(key, "--tls-key")?)));
+        return Ok((read_pem(cert, "--tls-cert")?, Zeroizing::new(read_pem(key, "--tls-key")?)));
     }
     if let Some(dir) = &args.state_dir {
         let (cert, key) = (dir.join(TLS_CERT_FILE), dir.join(TLS_KEY_FILE));
         if cert.exists() && key.exists() {
-            let read = |p: &std::path::Path| {
-                files::read_limited(p, 64 * 1024)
-                    .ok()
-                    .and_then(|b| String::from_utf8(b).ok())
-                    .ok_or_else(|| format!("cannot read {}", p.display()))
-            };
-            return Ok((read(&cert)?, Zeroizing::new(read(&key)?)));
+            return Ok((read_pem(&cert, "TLS certificate")?, Zeroizing::new(read_pem(&key, "TLS key")?)));
         }
     }
     let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
@@ -335,10 +333,7 @@ fn tls_material(args: &DevArgs) -> Result<(String, Zeroizing<String>), String> {
 /// A one-line, secret-free description of what is misconfigured.
 pub async fn start_with(args: &DevArgs, k3: Option<K3>) -> Result<DevServer, String> {
     let (broker, broker_pem) = match &args.broker_pubkey {
-        Some(path) => {
-            let pem = std::fs::read_to_string(path).map_err(|e| format!("--broker-pubkey {}: {e}", path.display()))?;
-            (None, pem)
-        }
+        Some(path) => (None, read_pem(path, "--broker-pubkey")?),
         None => {
             let b = match &args.state_dir {
                 Some(dir) => {

@@ -391,9 +391,7 @@ impl Enclave {
     /// Evidence bound to the client's nonce and keys; with a client key, also a session.
     fn attest(&mut self, r: &AttestRequest, env: &mut impl Env) -> Result<Response, Error> {
         if self.attester.is_none() {
-            return Err(Error::AttestationUnavailable(crate::attester::AttestError(
-                "this enclave has no attester configured".into(),
-            )));
+            return Err(custody::no_attester());
         }
         let signing_pub = self.signing_key(env)?.verifying_key().to_bytes();
         let enclave_secret = match r.client_pub {

@@ -174,6 +174,11 @@ impl K3Store {
         self.epochs.iter().map(|(v, s)| (*v, s.fingerprint, s.durable))
     }
 
+    /// `(key_version, K3)` of every durable epoch, ascending.
+    pub(crate) fn iter_durable(&self) -> impl Iterator<Item = (u8, &K3)> + '_ {
+        self.epochs.iter().filter(|(_, s)| s.durable).map(|(v, s)| (*v, &s.k3))
+    }
+
     /// `(key_version, K3)` of every loaded epoch (durable or not), ascending.
     pub(crate) fn iter_all(&self) -> impl Iterator<Item = (u8, &K3)> + '_ {
         self.epochs.iter().map(|(v, s)| (*v, &s.k3))

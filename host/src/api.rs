@@ -619,7 +619,9 @@ struct CustodyOut {
 /// only). Unauthenticated, like `/readyz`; an operator's authenticated view is the sealed
 /// status inside an attested session.
 async fn custody_status(State(st): State<AppState>) -> Result<HttpResponse, AppError> {
-    let r = st.reconcile_custody().await?;
+    // A read: it never reconciles (that is the custody task's and the custody routes' job),
+    // so unauthenticated polling cannot queue work behind the reconciliation lock.
+    let r = st.0.custodian.report(&st.0.client).await?;
     let reprovision = r.reprovision.clone().or_else(|| r.status.reprovision.clone());
     let hint = if reprovision.is_some() {
         Some(REPROVISION_HINT)
@@ -700,7 +702,7 @@ struct Ready {
 async fn readyz(State(st): State<AppState>) -> HttpResponse {
     match st.refresh_provisioned().await {
         Some(true) => Json(Ready { ready: true }).into_response(),
-        Some(false) => match st.0.custodian.reprovision().await {
+        Some(false) => match st.0.custodian.reprovision() {
             Some(reason) => AppError::with(
                 ErrorCode::ReprovisionRequired,
                 format!("K3 could not be restored from the sealed blob ({reason}); {REPROVISION_HINT}"),

@@ -197,23 +197,26 @@ impl BlobStore {
 #[derive(Debug)]
 pub struct Custodian {
     store: Option<BlobStore>,
-    state: Mutex<State>,
+    /// The enclave instance last reconciled (restore runs once per instance); held for the
+    /// whole of a reconciliation, so only one runs at a time.
+    running: Mutex<Option<[u8; 16]>>,
+    /// What readers see; never held across an await, so `/readyz` and `/v1/custody` never
+    /// wait for a reconciliation in progress.
+    published: std::sync::Mutex<Published>,
 }
 
-#[derive(Debug, Default)]
-struct State {
-    /// The enclave instance last seen (restore runs once per instance).
-    boot_id: Option<[u8; 16]>,
-    /// Why restoring failed for this instance.
+#[derive(Debug, Default, Clone)]
+struct Published {
+    /// Why restoring failed for the current enclave instance.
     reprovision: Option<String>,
     /// Why the last persist failed.
     persist_error: Option<String>,
 }
 
-/// What [`Custodian::reconcile`] found.
+/// The custody state: the enclave's, and the host's own findings.
 #[derive(Debug, Clone)]
 pub struct Report {
-    /// The enclave's custody state after reconciling.
+    /// The enclave's custody state.
     pub status: CustodyStatus,
     /// Set when K3 could not be restored: why (the operator must re-provision).
     pub reprovision: Option<String>,
@@ -228,7 +231,7 @@ impl Custodian {
     /// lives in the enclave's memory alone: a restart needs re-provisioning or replication).
     #[must_use]
     pub fn new(store: Option<BlobStore>) -> Self {
-        Self { store, state: Mutex::new(State::default()) }
+        Self { store, running: Mutex::new(None), published: std::sync::Mutex::default() }
     }
 
     /// The blob store, if any.
@@ -237,9 +240,29 @@ impl Custodian {
         self.store.as_ref()
     }
 
+    fn published(&self) -> std::sync::MutexGuard<'_, Published> {
+        self.published.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// The restore failure of the current enclave instance, if any.
-    pub async fn reprovision(&self) -> Option<String> {
-        self.state.lock().await.reprovision.clone()
+    #[must_use]
+    pub fn reprovision(&self) -> Option<String> {
+        self.published().reprovision.clone()
+    }
+
+    /// The enclave's custody state and the host's findings, without reconciling.
+    ///
+    /// # Errors
+    /// The enclave could not be asked.
+    pub async fn report(&self, client: &EnclaveClient) -> Result<Report, AppError> {
+        let status = custody_status(client).await?;
+        Ok(self.report_for(status))
+    }
+
+    fn report_for(&self, status: CustodyStatus) -> Report {
+        let published = self.published().clone();
+        let generations = self.store.as_ref().and_then(|s| s.generations().ok()).unwrap_or_default();
+        Report { status, reprovision: published.reprovision, persist_error: published.persist_error, generations }
     }
 
     /// Restores K3 into a freshly started enclave from the newest blob that opens, and
@@ -249,38 +272,37 @@ impl Custodian {
     /// # Errors
     /// The enclave could not be asked.
     pub async fn reconcile(&self, client: &EnclaveClient) -> Result<Report, AppError> {
-        let mut state = self.state.lock().await;
+        let mut boot_id = self.running.lock().await;
         let mut status = custody_status(client).await?;
-        if state.boot_id != Some(status.boot_id.0) {
-            state.boot_id = Some(status.boot_id.0);
-            state.reprovision = None;
+        if *boot_id != Some(status.boot_id.0) {
+            *boot_id = Some(status.boot_id.0);
+            self.published().reprovision = None;
             let nothing_served = !status.epochs.iter().any(|e| e.durable);
             if nothing_served && let Some(store) = &self.store {
-                state.reprovision = restore(client, store).await;
+                match restore(client, store).await {
+                    Ok(failure) => self.published().reprovision = failure,
+                    Err(e) => {
+                        // Not restored and not refused: try this instance again next time.
+                        *boot_id = None;
+                        return Err(e);
+                    }
+                }
                 status = custody_status(client).await?;
             }
         }
         if status.epochs.iter().any(|e| e.durable) {
             // Provisioned or replicated since: the restore failure is history.
-            state.reprovision = None;
+            self.published().reprovision = None;
         }
         if status.needs_seal {
-            state.persist_error = match self.persist(client).await {
-                Ok(()) => None,
-                Err(e) => {
-                    tracing::error!(error = %e, "could not store a sealed K3 blob; new epochs stay pending (not served)");
-                    Some(e)
-                }
-            };
+            let persisted = self.persist(client).await;
+            if let Err(e) = &persisted {
+                tracing::error!(error = %e, "could not store a sealed K3 blob; new epochs stay pending (not served)");
+            }
+            self.published().persist_error = persisted.err();
             status = custody_status(client).await?;
         }
-        let generations = self.store.as_ref().and_then(|s| s.generations().ok()).unwrap_or_default();
-        Ok(Report {
-            reprovision: state.reprovision.clone(),
-            persist_error: state.persist_error.clone(),
-            status,
-            generations,
-        })
+        Ok(self.report_for(status))
     }
 
     /// Seal → store (new generation) → confirm → prune what it supersedes.
@@ -330,12 +352,13 @@ async fn custody_status(client: &EnclaveClient) -> Result<CustodyStatus, AppErro
 }
 
 /// Tries the generations newest first; returns why none opened (`None` on success or when
-/// there is nothing to restore).
-async fn restore(client: &EnclaveClient, store: &BlobStore) -> Option<String> {
+/// there is nothing to restore). An enclave that stops answering midway is not a reason to
+/// re-provision: that is the `Err`, and the caller tries again later.
+async fn restore(client: &EnclaveClient, store: &BlobStore) -> Result<Option<String>, AppError> {
     let generations = match store.generations() {
-        Ok(g) if g.is_empty() => return None,
+        Ok(g) if g.is_empty() => return Ok(None),
         Ok(g) => g,
-        Err(e) => return Some(format!("cannot list {}: {e}", store.dir().display())),
+        Err(e) => return Ok(Some(format!("cannot list {}: {e}", store.dir().display()))),
     };
     let newest = generations.last().copied();
     let mut failures = Vec::new();
@@ -353,11 +376,14 @@ async fn restore(client: &EnclaveClient, store: &BlobStore) -> Option<String> {
                     tracing::warn!(generation = g, newer_failures = ?failures, "newest sealed blob did not open; restored K3 from the previous generation");
                 }
                 tracing::info!(generation = g, current_key_version = ?s.current_key_version, "K3 restored from the sealed blob");
-                return None;
+                return Ok(None);
             }
-            Ok(Response::Error(e)) => failures.push(format!("generation {g}: {}", e.message)),
+            Ok(Response::Error(e)) if e.code == ErrorCode::ReprovisionRequired => {
+                failures.push(format!("generation {g}: {}", e.message));
+            }
+            Ok(Response::Error(e)) => return Err(AppError::with(e.code, e.message)),
             Ok(_) => failures.push(format!("generation {g}: unexpected answer")),
-            Err(e) => return Some(format!("enclave unreachable while restoring: {e}")),
+            Err(e) => return Err(AppError::with(e.code(), format!("enclave unreachable while restoring: {e}"))),
         }
     }
     let reason = failures.join("; ");
@@ -367,7 +393,7 @@ async fn restore(client: &EnclaveClient, store: &BlobStore) -> Option<String> {
         dir = %store.dir().display(),
         "K3 could not be restored: {REPROVISION_HINT}"
     );
-    Some(reason)
+    Ok(Some(reason))
 }
 
 #[cfg(test)]

@@ -295,7 +295,7 @@ impl Enclave {
             return Err(PeerError("the peer is configured for another broker (another deployment)".into()).into());
         }
         self.verify_peer(&offer.evidence, &offer.binding(), env)?;
-        let epochs: Vec<(u8, &K3)> = self.k3.iter_all().filter(|(v, _)| self.k3.get(*v).is_some()).collect();
+        let epochs: Vec<(u8, &K3)> = self.k3.iter_durable().collect();
         if epochs.is_empty() {
             return Err(Error::NotProvisioned);
         }
@@ -415,6 +415,6 @@ fn no_verifier() -> Error {
     Error::PeerRefused(PeerError("this enclave has no peer verifier (replication needs attestation)".into()))
 }
 
-fn no_attester() -> Error {
+pub(super) fn no_attester() -> Error {
     Error::AttestationUnavailable(crate::attester::AttestError("this enclave has no attester configured".into()))
 }
