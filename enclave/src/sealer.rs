@@ -17,7 +17,8 @@
 //!
 //! Implementations: `sim` (feature `sim`: a per-machine secret file, mixed with the simulated
 //! measurement), `snp` (feature `snp`: the AMD Secure Processor's derived key, bound to the
-//! launch measurement and guest policy).
+//! launch measurement and guest policy), `kms` (feature `kms`, part of `nitro`: an AWS KMS data
+//! key released only to an attested enclave with the pinned PCRs).
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -31,6 +32,8 @@ use zeroize::Zeroizing;
 
 use crate::k3::K3;
 
+#[cfg(feature = "kms")]
+pub mod kms;
 #[cfg(feature = "sim")]
 pub mod sim;
 #[cfg(feature = "snp")]

@@ -63,7 +63,13 @@ pub fn tls_config_from_pem(cert_pem: &[u8], key_pem: &[u8]) -> Result<Arc<Server
     }
     let key = PrivateKeyDer::from_pem_slice(key_pem)
         .map_err(|_| TlsError::Key { path: "<memory>".into(), reason: "no usable private key".into() })?;
-    let mut config = ServerConfig::builder()
+    // The provider is named, not taken from rustls' crate features: another crate in the same
+    // build (the enclave's KMS client) enables rustls' `ring` too, and with two providers
+    // compiled in there is no implicit default.
+    let provider = Arc::new(tokio_rustls::rustls::crypto::aws_lc_rs::default_provider());
+    let mut config = ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsError::Config(e.to_string()))?
         .with_no_client_auth()
         .with_single_cert(certs, key)
         .map_err(|e| TlsError::Config(e.to_string()))?;

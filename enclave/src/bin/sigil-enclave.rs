@@ -60,6 +60,21 @@ struct Args {
     /// measured configuration so a host cannot swap in another deployment's blob.
     #[arg(long = "expect-k3", value_name = "V:FINGERPRINT", value_parser = parse_expect)]
     expect_k3: Vec<(u8, [u8; 32])>,
+    /// Nitro: seal K3 for restarts under this AWS KMS key (a full key ARN, not an alias). The
+    /// key policy must condition `kms:GenerateDataKey` and `kms:Decrypt` on this image's PCRs
+    /// (docs/OPERATIONS.md). Without it a Nitro enclave keeps K3 in memory only.
+    #[arg(long, value_name = "ARN", requires = "kms_region")]
+    kms_key_arn: Option<String>,
+    /// The KMS key's region (`--kms-key-arn`).
+    #[arg(long, value_name = "REGION", requires = "kms_key_arn")]
+    kms_region: Option<String>,
+    /// The parent's vsock port where `vsock-proxy` forwards to `kms.<region>.amazonaws.com:443`.
+    #[arg(long, value_name = "PORT", default_value_t = 8000)]
+    kms_proxy_port: u32,
+    /// The parent's vsock port where `vsock-proxy` forwards to the instance metadata service
+    /// (`169.254.169.254:80`), for the instance role's credentials.
+    #[arg(long, value_name = "PORT", default_value_t = 8002)]
+    imds_proxy_port: u32,
 }
 
 fn parse_expect(s: &str) -> Result<(u8, [u8; 32]), String> {
@@ -140,10 +155,13 @@ fn make_platform(args: &Args) -> Result<Option<PlatformParts>, String> {
     if args.sim_ca.is_some() && args.attester != AttesterKind::Sim {
         return Err("--sim-ca is only used with --attester sim".into());
     }
+    if args.kms_key_arn.is_some() && args.attester != AttesterKind::Nitro {
+        return Err("--kms-key-arn is only used with --attester nitro".into());
+    }
     match args.attester {
         AttesterKind::None => Ok(None),
         AttesterKind::Sim => sim_platform(args.sim_ca.as_deref()).map(Some),
-        AttesterKind::Nitro => nitro_platform().map(Some),
+        AttesterKind::Nitro => nitro_platform(args).map(Some),
         AttesterKind::Snp => snp_platform().map(Some),
     }
 }
@@ -178,24 +196,54 @@ fn sim_platform(_dir: Option<&Path>) -> Result<PlatformParts, String> {
 }
 
 #[cfg(feature = "nitro")]
-fn nitro_platform() -> Result<PlatformParts, String> {
-    let mut attester = sigil_enclave::attester::nitro::NitroAttester::new().map_err(|e| e.to_string())?;
+fn nitro_platform(args: &Args) -> Result<PlatformParts, String> {
+    use sigil_enclave::attester::nitro::NitroAttester;
+    use sigil_enclave::sealer::kms::http::{VsockProxy, tls_config};
+    use sigil_enclave::sealer::kms::imds::Imds;
+    use sigil_enclave::sealer::kms::{KmsConfig, KmsSealer};
+
+    /// The parent instance, as seen from inside a Nitro enclave.
+    const PARENT_CID: u32 = 3;
+
+    let mut attester = NitroAttester::new().map_err(|e| e.to_string())?;
     tracing::info!("attestation: AWS Nitro (/dev/nsm)");
     let verifier = verifier_for(&mut attester, None)?;
-    // KMS-backed sealing (attestation-conditioned key policy) is not built yet: K3 lives in
-    // this enclave's memory and reaches a restarted enclave by provisioning or replication.
-    tracing::warn!(
-        "nitro: no sealing key (KMS sealing not built); restarts need `sigil provision` or `sigil replicate`"
-    );
+    let sealer = match (&args.kms_key_arn, &args.kms_region, &verifier) {
+        (Some(arn), Some(region), Some(v)) => {
+            let config = KmsConfig::new(region, arn)?;
+            tracing::info!(key_arn = %config.key_arn, endpoint = %config.host, "sealing: AWS KMS (Recipient flow)");
+            let sealer = KmsSealer::new(
+                config,
+                v.measurement().to_vec(),
+                // Its own NSM handle: the sealer asks for documents carrying its one-time keys.
+                Box::new(NitroAttester::new().map_err(|e| e.to_string())?),
+                Box::new(Imds::new(Box::new(VsockProxy { cid: PARENT_CID, port: args.imds_proxy_port }))),
+                Box::new(VsockProxy { cid: PARENT_CID, port: args.kms_proxy_port }),
+                tls_config(None)?,
+            );
+            Some(Box::new(sealer) as Box<dyn Sealer>)
+        }
+        (Some(_), _, None) => {
+            // A debug enclave's PCRs are all zero; no key policy should release a key to it.
+            tracing::warn!("nitro: debug mode or unverifiable evidence: KMS sealing disabled");
+            None
+        }
+        _ => {
+            tracing::warn!(
+                "nitro: no --kms-key-arn: K3 is kept in memory only; restarts need `sigil provision` or `sigil replicate`"
+            );
+            None
+        }
+    };
     Ok(PlatformParts {
         attester: Box::new(attester),
-        sealer: None,
+        sealer,
         verifier: verifier.map(|v| Box::new(v) as Box<dyn PeerVerifier>),
     })
 }
 
 #[cfg(not(feature = "nitro"))]
-fn nitro_platform() -> Result<PlatformParts, String> {
+fn nitro_platform(_args: &Args) -> Result<PlatformParts, String> {
     Err(not_built(AttesterKind::Nitro))
 }
 
