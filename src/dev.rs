@@ -15,6 +15,8 @@
 //! `DEV_KEY_SERVICE_MASTER_SECRET`, the sealed blob, `sigil provision` or `sigil replicate` —
 //! never from fresh randomness, which a restart would lose.
 
+use std::fmt::Write as _;
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -492,8 +494,16 @@ pub async fn run(args: DevArgs) -> Result<(), String> {
         .map(|e| format!("epoch {} 0x{}", e.epoch.key_version, hex::encode(e.epoch.k3_fingerprint.0)))
         .collect();
 
-    println!("sigil dev: signer listening on https://{}", dev.addr);
-    println!("  enclave:  simulated, in-process (the real enclave code; no TEE)");
+    // The banner is written in one piece and a closed stdout is ignored: `sigil dev | head -1`
+    // (or a supervisor that stops reading) must not take the signer down with EPIPE.
+    let mut banner = String::new();
+    macro_rules! say {
+        ($($arg:tt)*) => {{
+            let _ = writeln!(banner, $($arg)*);
+        }};
+    }
+    say!("sigil dev: signer listening on https://{}", dev.addr);
+    say!("  enclave:  simulated, in-process (the real enclave code; no TEE)");
     let source = if imported {
         "imported from DEV_KEY_SERVICE_MASTER_SECRET"
     } else if args.state_dir.is_some() || args.unprovisioned {
@@ -502,23 +512,23 @@ pub async fn run(args: DevArgs) -> Result<(), String> {
         "random, for this run only"
     };
     if fingerprints.is_empty() {
-        println!("  K3:       not provisioned ({source})");
+        say!("  K3:       not provisioned ({source})");
     } else {
-        println!("  K3:       {source}: {}", fingerprints.join(", "));
+        say!("  K3:       {source}: {}", fingerprints.join(", "));
     }
     if let Some(reason) = &report.reprovision {
-        println!("  CUSTODY:  reprovision_required: {reason}");
-        println!("            {}", sigil_host::custody::REPROVISION_HINT);
+        say!("  CUSTODY:  reprovision_required: {reason}");
+        say!("            {}", sigil_host::custody::REPROVISION_HINT);
     }
     match &args.state_dir {
-        Some(d) => println!("  state:    {} (sealed K3 blobs, identity; a restart restores K3 from here)", d.display()),
-        None => println!("  state:    none (K3 lives in memory; use --state-dir DIR to keep it sealed on disk)"),
+        Some(d) => say!("  state:    {} (sealed K3 blobs, identity; a restart restores K3 from here)", d.display()),
+        None => say!("  state:    none (K3 lives in memory; use --state-dir DIR to keep it sealed on disk)"),
     }
-    println!("  TLS cert: {}", cert_path.display());
-    println!("  policy:   {}", policy_path.display());
-    println!("  evidence: simulated Nitro documents under the test root {}", root_path.display());
+    say!("  TLS cert: {}", cert_path.display());
+    say!("  policy:   {}", policy_path.display());
+    say!("  evidence: simulated Nitro documents under the test root {}", root_path.display());
     if fingerprints.is_empty() {
-        println!(
+        say!(
             "  provision: sigil provision --url https://{} --policy {} --tls-ca {} --k3-file K3_FILE",
             dev.addr,
             policy_path.display(),
@@ -526,7 +536,7 @@ pub async fn run(args: DevArgs) -> Result<(), String> {
         );
     }
     if let Some(path) = &args.write_policy {
-        println!(
+        say!(
             "  policy:   {} (check it: sigil attest --url https://{} --tls-ca {} --policy {})",
             path.display(),
             dev.addr,
@@ -537,14 +547,14 @@ pub async fn run(args: DevArgs) -> Result<(), String> {
     match &dev.token {
         Some(token) => {
             match &args.state_dir {
-                Some(d) => println!(
+                Some(d) => say!(
                     "  broker:   generated key kept in {} (public key {}: give it to a replica as --broker-pubkey); dev JWT below is valid for 1 hour\n",
                     d.join(BROKER_KEY_FILE).display(),
                     d.join(BROKER_PEM_FILE).display()
                 ),
-                None => println!("  broker:   generated key; dev JWT below is valid for 1 hour\n"),
+                None => say!("  broker:   generated key; dev JWT below is valid for 1 hour\n"),
             }
-            println!(
+            say!(
                 "curl --cacert {cert} -H 'Authorization: Bearer {token}' -H 'Content-Type: application/json' \\\n  -d '{{\"omni_account\":\"{omni}\",\"message_hex\":\"68656c6c6f\"}}' https://{addr}/dev/sign-message",
                 cert = cert_path.display(),
                 omni = dev.omni,
@@ -552,8 +562,8 @@ pub async fn run(args: DevArgs) -> Result<(), String> {
             );
         }
         None => {
-            println!("  broker:   key from --broker-pubkey; bring a token from your broker\n");
-            println!(
+            say!("  broker:   key from --broker-pubkey; bring a token from your broker\n");
+            say!(
                 "curl --cacert {cert} -H \"Authorization: Bearer $JWT\" -H 'Content-Type: application/json' \\\n  -d '{{\"omni_account\":\"{omni}\",\"message_hex\":\"68656c6c6f\"}}' https://{addr}/dev/sign-message",
                 cert = cert_path.display(),
                 omni = dev.omni,
@@ -561,6 +571,11 @@ pub async fn run(args: DevArgs) -> Result<(), String> {
             );
         }
     }
+    let mut stdout = std::io::stdout().lock();
+    if stdout.write_all(banner.as_bytes()).and_then(|()| stdout.flush()).is_err() {
+        tracing::debug!("stdout is closed; the banner was not shown");
+    }
+    drop(stdout);
     server::shutdown_signal().await;
     dev.stop().await.map_err(|e| format!("server error: {e}"))
 }
