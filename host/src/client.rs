@@ -305,6 +305,12 @@ impl EnclaveClient {
     /// Cancel-safe: dropping the future releases its in-flight slot (a late answer is
     /// discarded).
     pub async fn call(&self, body: Request) -> Result<Response, ClientError> {
+        self.call_within(body, self.inner.shared.config.deadline).await
+    }
+
+    /// [`EnclaveClient::call`] with its own deadline instead of [`ClientConfig::deadline`]:
+    /// for the rare calls that may legitimately take long (sealing on Nitro asks AWS KMS).
+    pub async fn call_within(&self, body: Request, deadline: Duration) -> Result<Response, ClientError> {
         let shared = &*self.inner.shared;
         let started = tokio::time::Instant::now();
         let _permit = match shared.permits.try_acquire() {
@@ -313,7 +319,7 @@ impl EnclaveClient {
                 // Join the bounded queue, or refuse at once when it is full. The guard leaves
                 // the queue even if this call is cancelled while waiting.
                 let place = QueuePlace::join(&shared.queued, shared.config.max_queued).ok_or(ClientError::Saturated)?;
-                let waited = tokio::time::timeout(shared.config.deadline, shared.permits.acquire()).await;
+                let waited = tokio::time::timeout(deadline, shared.permits.acquire()).await;
                 drop(place);
                 match waited {
                     Ok(Ok(p)) => p,
@@ -323,7 +329,7 @@ impl EnclaveClient {
         };
         let conn = shared.pick().ok_or(ClientError::Unavailable)?;
         // The deadline covers the whole call, queueing included.
-        let left = shared.config.deadline.saturating_sub(started.elapsed());
+        let left = deadline.saturating_sub(started.elapsed());
         conn.request(&body, left).await
     }
 

@@ -30,6 +30,9 @@ use crate::error::AppError;
 
 /// File name prefix of a blob generation.
 const PREFIX: &str = "k3-sealed-";
+/// How long a seal or unseal may take: on Nitro the enclave asks AWS KMS (a one-time RSA key,
+/// TLS through the vsock proxy, IMDS credentials), which can exceed the ordinary call deadline.
+const SEALING_DEADLINE: std::time::Duration = std::time::Duration::from_secs(60);
 /// File name suffix of a blob generation.
 const SUFFIX: &str = ".blob";
 
@@ -307,7 +310,7 @@ impl Custodian {
 
     /// Seal → store (new generation) → confirm → prune what it supersedes.
     async fn persist(&self, client: &EnclaveClient) -> Result<(), String> {
-        let blob = match client.call(Request::SealK3).await {
+        let blob = match client.call_within(Request::SealK3, SEALING_DEADLINE).await {
             Ok(Response::SealedK3(s)) => s.blob,
             Ok(Response::Error(e)) => return Err(format!("enclave could not seal: {}", e.message)),
             Ok(_) => return Err("unexpected answer to SealK3".into()),
@@ -319,7 +322,7 @@ impl Custodian {
             }
             None => None,
         };
-        match client.call(Request::UnsealK3(UnsealK3 { blob: blob.clone() })).await {
+        match client.call_within(Request::UnsealK3(UnsealK3 { blob: blob.clone() }), SEALING_DEADLINE).await {
             Ok(Response::CustodyStatus(_)) => {}
             Ok(Response::Error(e)) => {
                 // Ours, just written, and the enclave says it does not open: useless, and
@@ -370,7 +373,7 @@ async fn restore(client: &EnclaveClient, store: &BlobStore) -> Result<Option<Str
                 continue;
             }
         };
-        match client.call(Request::UnsealK3(UnsealK3 { blob })).await {
+        match client.call_within(Request::UnsealK3(UnsealK3 { blob }), SEALING_DEADLINE).await {
             Ok(Response::CustodyStatus(s)) => {
                 if Some(g) != newest {
                     tracing::warn!(generation = g, newer_failures = ?failures, "newest sealed blob did not open; restored K3 from the previous generation");
