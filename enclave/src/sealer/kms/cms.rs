@@ -21,7 +21,7 @@ use std::vec::Vec;
 use aes::Aes256;
 use aes::cipher::{BlockCipherDecrypt as _, KeyInit as _};
 use rsa::{Oaep, RsaPrivateKey};
-use zeroize::Zeroizing;
+use zeroize::{Zeroize as _, Zeroizing};
 
 /// Why a `CiphertextForRecipient` did not open. Never carries key material.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -305,6 +305,7 @@ fn decrypt_cbc(key: &[u8; 32], iv: &[u8; 16], ciphertext: &[u8]) -> Result<Zeroi
         let mut block = aes::Block::try_from(chunk).map_err(|_| CmsError::Malformed("content block"))?;
         cipher.decrypt_block(&mut block);
         out.extend(block.iter().zip(previous).map(|(b, p)| b ^ p));
+        block.as_mut_slice().zeroize();
         previous.copy_from_slice(chunk);
     }
     let pad = usize::from(*out.last().ok_or(CmsError::Content)?);
