@@ -311,15 +311,44 @@ fn unseal(e: &mut Enclave, env: &mut FixedEnv, blob: &[u8]) -> Result<(), (Error
     }
 }
 
+/// A simulated vendor root, a broker and a mock KMS whose key policy admits `sim_pcrs()`.
+struct World {
+    ca: SimCa,
+    broker: Broker,
+    kms: MockKms,
+    env: FixedEnv,
+}
+
+impl World {
+    fn new() -> Self {
+        let ca = SimCa::generate().unwrap();
+        let kms = MockKms::start(ca.root_der().to_vec(), sim_pcrs());
+        Self { ca, broker: Broker::new(), kms, env: FixedEnv::new(now()) }
+    }
+
+    /// An enclave measured as `pcrs` whose TLS trusts `roots` (default: the mock's CA).
+    fn enclave(&self, pcrs: [[u8; 48]; 3], roots: Option<rustls::RootCertStore>) -> Enclave {
+        enclave(&self.ca, &self.broker, &self.kms, pcrs, roots.unwrap_or_else(|| self.kms.roots()))
+    }
+
+    /// An enclave of the admitted build holding the SPEC K3, and its sealed blob.
+    fn sealed(&mut self) -> (Enclave, Vec<u8>) {
+        let mut e = self.enclave(sim_pcrs(), None);
+        e.load_k3(1, seq_k3());
+        let blob = seal(&mut e, &mut self.env).unwrap();
+        (e, blob)
+    }
+
+    fn address(&mut self, e: &mut Enclave) -> Result<String, ErrorCode> {
+        address(e, &mut self.env, &self.broker)
+    }
+}
+
 #[test]
 fn sealed_restart_through_kms_gives_the_same_wallets() {
-    let (ca, broker) = (SimCa::generate().unwrap(), Broker::new());
-    let kms = MockKms::start(ca.root_der().to_vec(), sim_pcrs());
-    let mut env = FixedEnv::new(now());
-    let mut first = enclave(&ca, &broker, &kms, sim_pcrs(), kms.roots());
-    first.load_k3(1, seq_k3());
-    let blob = seal(&mut first, &mut env).unwrap();
-    assert_eq!(address(&mut first, &mut env, &broker).unwrap(), VECTOR_ADDRESS);
+    let mut w = World::new();
+    let (mut first, blob) = w.sealed();
+    assert_eq!(w.address(&mut first).unwrap(), VECTOR_ADDRESS);
     drop(first);
 
     // The blob names the KMS ciphertext, never the data key; the K3 bytes are not in it.
@@ -327,81 +356,69 @@ fn sealed_restart_through_kms_gives_the_same_wallets() {
     assert_eq!(header.platform, Platform::Nitro);
     assert!(header.key_handle[32..].starts_with(b"mock-kms-ciphertext-blob:"));
     let k3_bytes: Vec<u8> = (0u8..32).collect();
-    assert!(!blob.windows(32).any(|w| w == k3_bytes));
+    assert!(!blob.windows(32).any(|win| win == k3_bytes));
 
     for _ in 0..3 {
-        let mut e = enclave(&ca, &broker, &kms, sim_pcrs(), kms.roots());
-        assert_eq!(address(&mut e, &mut env, &broker), Err(ErrorCode::SignerDisabled));
-        unseal(&mut e, &mut env, &blob).unwrap();
-        assert_eq!(address(&mut e, &mut env, &broker).unwrap(), VECTOR_ADDRESS);
+        let mut e = w.enclave(sim_pcrs(), None);
+        assert_eq!(w.address(&mut e), Err(ErrorCode::SignerDisabled));
+        unseal(&mut e, &mut w.env, &blob).unwrap();
+        assert_eq!(w.address(&mut e).unwrap(), VECTOR_ADDRESS);
     }
-    assert_eq!(kms.calls(), ["GenerateDataKey", "Decrypt", "Decrypt", "Decrypt"]);
+    assert_eq!(w.kms.calls(), ["GenerateDataKey", "Decrypt", "Decrypt", "Decrypt"]);
 }
 
 #[test]
 fn another_measurement_gets_nothing_from_the_key_policy() {
-    let (ca, broker) = (SimCa::generate().unwrap(), Broker::new());
-    let kms = MockKms::start(ca.root_der().to_vec(), sim_pcrs());
-    let mut env = FixedEnv::new(now());
-    let mut first = enclave(&ca, &broker, &kms, sim_pcrs(), kms.roots());
-    first.load_k3(1, seq_k3());
-    let blob = seal(&mut first, &mut env).unwrap();
-
+    let mut w = World::new();
+    let (_, blob) = w.sealed();
     let mut other = sim_pcrs();
     other[0][0] ^= 1;
     // The other build cannot open the blob: the header's measurement differs, and even if it
     // were relabelled, KMS would refuse the data key.
-    let mut e = enclave(&ca, &broker, &kms, other, kms.roots());
-    let (code, _) = unseal(&mut e, &mut env, &blob).unwrap_err();
+    let mut e = w.enclave(other, None);
+    let (code, _) = unseal(&mut e, &mut w.env, &blob).unwrap_err();
     assert_eq!(code, ErrorCode::ReprovisionRequired);
-    assert_eq!(address(&mut e, &mut env, &broker), Err(ErrorCode::SignerDisabled));
+    assert_eq!(w.address(&mut e), Err(ErrorCode::SignerDisabled));
     // Nor can it seal: GenerateDataKey is refused too.
     e.load_k3(1, seq_k3());
-    let (code, message) = seal(&mut e, &mut env).unwrap_err();
+    let (code, message) = seal(&mut e, &mut w.env).unwrap_err();
     assert_eq!(code, ErrorCode::SealingUnavailable);
     assert!(message.contains("AccessDeniedException"), "{message}");
-    assert_eq!(kms.calls(), ["GenerateDataKey", "GenerateDataKey"]);
+    assert_eq!(w.kms.calls(), ["GenerateDataKey", "GenerateDataKey"]);
 }
 
 #[test]
 fn a_host_impersonating_kms_or_a_wrong_answer_is_refused() {
-    let (ca, broker) = (SimCa::generate().unwrap(), Broker::new());
-    let kms = MockKms::start(ca.root_der().to_vec(), sim_pcrs());
-    let mut env = FixedEnv::new(now());
-
+    let mut w = World::new();
     // The enclave trusts only the public roots compiled in: the mock's certificate (what a host
     // in the middle would present) does not pass, and nothing is sealed.
-    let mut e = enclave(&ca, &broker, &kms, sim_pcrs(), webpki_roots());
+    let mut e = w.enclave(sim_pcrs(), Some(webpki_roots()));
     e.load_k3(1, seq_k3());
-    let (code, message) = seal(&mut e, &mut env).unwrap_err();
+    let (code, message) = seal(&mut e, &mut w.env).unwrap_err();
     assert_eq!(code, ErrorCode::SealingUnavailable);
     assert!(message.contains("kms.eu-west-1.amazonaws.com"), "{message}");
-    assert!(kms.calls().is_empty());
+    assert!(w.kms.calls().is_empty());
 
     // An answer for another key is not used.
-    *kms.mode.lock().unwrap() = Mode::OtherKeyId;
-    let mut e = enclave(&ca, &broker, &kms, sim_pcrs(), kms.roots());
+    *w.kms.mode.lock().unwrap() = Mode::OtherKeyId;
+    let mut e = w.enclave(sim_pcrs(), None);
     e.load_k3(1, seq_k3());
-    let (code, message) = seal(&mut e, &mut env).unwrap_err();
+    let (code, message) = seal(&mut e, &mut w.env).unwrap_err();
     assert_eq!(code, ErrorCode::SealingUnavailable);
     assert!(message.contains("another key"), "{message}");
 }
 
 #[test]
 fn a_tampered_key_handle_requires_reprovisioning() {
-    let (ca, broker) = (SimCa::generate().unwrap(), Broker::new());
-    let kms = MockKms::start(ca.root_der().to_vec(), sim_pcrs());
-    let mut env = FixedEnv::new(now());
-    let mut first = enclave(&ca, &broker, &kms, sim_pcrs(), kms.roots());
-    first.load_k3(1, seq_k3());
-    let blob = seal(&mut first, &mut env).unwrap();
+    let mut w = World::new();
+    let (_, blob) = w.sealed();
     let mut bad = blob.clone();
-    let at = blob.windows(5).position(|w| w == b"mock-").unwrap();
+    let at = blob.windows(5).position(|win| win == b"mock-").unwrap();
     bad[at] ^= 1;
-    let mut e = enclave(&ca, &broker, &kms, sim_pcrs(), kms.roots());
-    let (code, _) = unseal(&mut e, &mut env, &bad).unwrap_err();
+    let mut e = w.enclave(sim_pcrs(), None);
+    let (code, _) = unseal(&mut e, &mut w.env, &bad).unwrap_err();
     assert_eq!(code, ErrorCode::ReprovisionRequired);
-    unseal(&mut e, &mut env, &blob).unwrap();
+    unseal(&mut e, &mut w.env, &blob).unwrap();
 }
 
 fn webpki_roots() -> rustls::RootCertStore {
