@@ -513,7 +513,19 @@ async fn connect(addr: &EnclaveAddr) -> io::Result<Box<dyn Transport>> {
     Ok(match addr {
         EnclaveAddr::Unix(path) => Box::new(tokio::net::UnixStream::connect(path).await?),
         EnclaveAddr::Vsock { cid, port } => {
-            Box::new(tokio_vsock::VsockStream::connect(tokio_vsock::VsockAddr::new(*cid, *port)).await?)
+            let stream = tokio_vsock::VsockStream::connect(tokio_vsock::VsockAddr::new(*cid, *port)).await?;
+            // The socket's own AF_VSOCK address: what the VM test (and an operator debugging a
+            // deployment) reads to see that real vsock, not a Unix socket, carries the traffic.
+            if let (Ok(local), Ok(peer)) = (stream.local_addr(), stream.peer_addr()) {
+                tracing::debug!(
+                    local_cid = local.cid(),
+                    local_port = local.port(),
+                    peer_cid = peer.cid(),
+                    peer_port = peer.port(),
+                    "vsock connection to the enclave opened"
+                );
+            }
+            Box::new(stream)
         }
         EnclaveAddr::InProcess(enclave) => Box::new(enclave.connect()?),
     })
