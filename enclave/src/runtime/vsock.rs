@@ -91,7 +91,7 @@ impl Listener {
                 accepted = self.inner.accept() => {
                     let stream = match accepted {
                         Ok((stream, peer)) => {
-                            tracing::debug!(cid = peer.cid(), port = peer.port(), "vsock connection accepted");
+                            tracing::info!(cid = peer.cid(), port = peer.port(), "vsock connection accepted");
                             stream
                         }
                         Err(e) if is_transient_accept_error(&e) => {
