@@ -14,7 +14,7 @@ use std::format;
 use std::io::{self, Read, Write};
 use std::string::{String, ToString as _};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use std::vec::Vec;
 
 use rustls::pki_types::ServerName;
@@ -22,8 +22,11 @@ use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
 
 /// Largest response accepted (KMS answers are about 2 KiB).
 pub const MAX_RESPONSE: usize = 64 * 1024;
-/// How long one exchange may take at most, per read or write.
+/// How long one read or write may block.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long reading one response may take in all: a relay that trickles bytes (each read
+/// under [`IO_TIMEOUT`]) cannot hold the enclave much longer than this.
+pub const RESPONSE_DEADLINE: Duration = Duration::from_secs(30);
 
 /// A byte stream to one endpoint.
 pub trait Stream: Read + Write + Send {}
@@ -165,7 +168,7 @@ pub fn exchange(
     bytes.extend_from_slice(body);
     stream.write_all(&bytes).map_err(io)?;
     stream.flush().map_err(io)?;
-    read_response(&mut stream).map_err(|e| match e {
+    read_response(&mut stream, Instant::now() + RESPONSE_DEADLINE).map_err(|e| match e {
         ReadError::Io(source) => HttpError::Io { host: host.to_owned(), source },
         ReadError::Malformed(reason) => HttpError::Malformed { host: host.to_owned(), reason },
     })
@@ -177,17 +180,23 @@ enum ReadError {
 }
 
 /// Reads one response: headers, then a `content-length` or chunked body.
-fn read_response(stream: &mut dyn Read) -> Result<Response, ReadError> {
+fn read_response(stream: &mut dyn Read, deadline: Instant) -> Result<Response, ReadError> {
     let mut buf = Vec::with_capacity(4096);
     let mut chunk = [0u8; 4096];
     let (status, header_len, length, chunked) = loop {
-        let n = stream.read(&mut chunk).map_err(ReadError::Io)?;
+        let n = read_before(stream, &mut chunk, deadline)?;
         if n == 0 {
             return Err(ReadError::Malformed("connection closed before the headers ended".into()));
         }
         buf.extend_from_slice(chunk.get(..n).unwrap_or_default());
         if buf.len() > MAX_RESPONSE {
             return Err(ReadError::Malformed("response too large".into()));
+        }
+        // Parse only once the blank line may have arrived: a sender trickling one byte per
+        // read must not make this quadratic.
+        let fresh = buf.get(buf.len().saturating_sub(n + 3)..).unwrap_or_default();
+        if !fresh.windows(4).any(|w| w == b"\r\n\r\n") {
+            continue;
         }
         let mut headers = [httparse::EMPTY_HEADER; 32];
         let mut response = httparse::Response::new(&mut headers);
@@ -215,7 +224,7 @@ fn read_response(stream: &mut dyn Read) -> Result<Response, ReadError> {
             if let Some(decoded) = dechunk(&body)? {
                 break decoded;
             }
-            read_more(stream, &mut body, &mut chunk)?;
+            read_more(stream, &mut body, &mut chunk, deadline)?;
         }
     } else {
         let length = length.ok_or_else(|| ReadError::Malformed("neither content-length nor chunked".into()))?;
@@ -223,7 +232,7 @@ fn read_response(stream: &mut dyn Read) -> Result<Response, ReadError> {
             return Err(ReadError::Malformed("response too large".into()));
         }
         while body.len() < length {
-            read_more(stream, &mut body, &mut chunk)?;
+            read_more(stream, &mut body, &mut chunk, deadline)?;
         }
         body.truncate(length);
         body
@@ -231,8 +240,16 @@ fn read_response(stream: &mut dyn Read) -> Result<Response, ReadError> {
     Ok(Response { status, body })
 }
 
-fn read_more(stream: &mut dyn Read, body: &mut Vec<u8>, chunk: &mut [u8]) -> Result<(), ReadError> {
-    let n = stream.read(chunk).map_err(ReadError::Io)?;
+/// One read, refused once `deadline` has passed.
+fn read_before(stream: &mut dyn Read, chunk: &mut [u8], deadline: Instant) -> Result<usize, ReadError> {
+    if Instant::now() > deadline {
+        return Err(ReadError::Io(io::Error::new(io::ErrorKind::TimedOut, "response took too long")));
+    }
+    stream.read(chunk).map_err(ReadError::Io)
+}
+
+fn read_more(stream: &mut dyn Read, body: &mut Vec<u8>, chunk: &mut [u8], deadline: Instant) -> Result<(), ReadError> {
+    let n = read_before(stream, chunk, deadline)?;
     if n == 0 {
         return Err(ReadError::Malformed("connection closed inside the body".into()));
     }
@@ -282,7 +299,7 @@ mod tests {
                 Ok(1)
             }
         }
-        read_response(&mut Trickle(raw))
+        read_response(&mut Trickle(raw), Instant::now() + RESPONSE_DEADLINE)
     }
 
     #[test]
@@ -293,6 +310,13 @@ mod tests {
             .ok()
             .unwrap();
         assert_eq!((r.status, r.body.as_slice()), (400, &b"abcde"[..]));
+    }
+
+    #[test]
+    fn a_response_past_its_deadline_is_an_error() {
+        let raw = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello";
+        let r = read_response(&mut &raw[..], Instant::now() - Duration::from_secs(1));
+        assert!(matches!(r, Err(ReadError::Io(e)) if e.kind() == io::ErrorKind::TimedOut));
     }
 
     #[test]

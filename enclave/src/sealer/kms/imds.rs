@@ -113,3 +113,107 @@ pub(super) fn json_category(e: &serde_json::Error) -> &'static str {
         serde_json::error::Category::Eof => "truncated",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read as _, Write as _};
+    use std::net::TcpListener;
+    use std::string::String;
+    use std::vec::Vec;
+
+    use super::*;
+    use crate::sealer::kms::http::Tcp;
+
+    /// A plain-HTTP IMDSv2: one request per connection, answered from `answer(method, path,
+    /// token header)`; returns the port and the requests it saw.
+    fn mock(
+        answer: fn(&str, &str, Option<&str>) -> (u16, &'static str),
+    ) -> (std::net::SocketAddr, std::sync::mpsc::Receiver<String>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { return };
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 1024];
+                while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                    let n = stream.read(&mut chunk).unwrap();
+                    if n == 0 {
+                        break;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                }
+                let text = String::from_utf8(buf).unwrap();
+                let mut words = text.split_whitespace();
+                let (method, path) = (words.next().unwrap_or_default(), words.next().unwrap_or_default());
+                let token = text.lines().find_map(|l| l.strip_prefix("x-aws-ec2-metadata-token: ")).map(str::trim);
+                let (status, body) = answer(method, path, token);
+                tx.send(format!("{method} {path} token={}", token.unwrap_or("-"))).ok();
+                let response = format!("HTTP/1.1 {status} X\r\ncontent-length: {}\r\n\r\n{body}", body.len());
+                stream.write_all(response.as_bytes()).ok();
+            }
+        });
+        (addr, rx)
+    }
+
+    const CREDENTIALS: &str = r#"{"Code":"Success","Type":"AWS-HMAC","AccessKeyId":"ASIAEXAMPLE",
+        "SecretAccessKey":"secret/EXAMPLE","Token":"session-token","Expiration":"2026-11-22T18:00:00Z"}"#;
+
+    fn honest(method: &str, path: &str, token: Option<&str>) -> (u16, &'static str) {
+        match (method, path, token) {
+            ("PUT", "/latest/api/token", None) => (200, "tok-123"),
+            (_, _, Some(t)) if t != "tok-123" => (401, ""),
+            ("GET", "/latest/meta-data/iam/security-credentials/", _) => (200, "sigil-parent\n"),
+            ("GET", "/latest/meta-data/iam/security-credentials/sigil-parent", _) => (200, CREDENTIALS),
+            _ => (404, ""),
+        }
+    }
+
+    #[test]
+    fn reads_the_role_credentials_with_an_imdsv2_token() {
+        let (addr, seen) = mock(honest);
+        let creds = Imds::new(Box::new(Tcp(addr))).credentials().unwrap();
+        assert_eq!(creds.access_key_id, "ASIAEXAMPLE");
+        assert_eq!(creds.secret_access_key.as_str(), "secret/EXAMPLE");
+        assert_eq!(creds.session_token.as_deref().map(String::as_str), Some("session-token"));
+        let seen: Vec<String> = seen.try_iter().collect();
+        assert_eq!(
+            seen,
+            [
+                "PUT /latest/api/token token=-",
+                "GET /latest/meta-data/iam/security-credentials/ token=tok-123",
+                "GET /latest/meta-data/iam/security-credentials/sigil-parent token=tok-123",
+            ]
+        );
+        // Debug never shows the secret.
+        assert!(!format!("{creds:?}").contains("secret/EXAMPLE"));
+    }
+
+    #[test]
+    fn failures_are_one_line_reasons_without_the_secret() {
+        fn no_role(method: &str, path: &str, token: Option<&str>) -> (u16, &'static str) {
+            if path == "/latest/meta-data/iam/security-credentials/" { (200, "") } else { honest(method, path, token) }
+        }
+        fn garbled(method: &str, path: &str, token: Option<&str>) -> (u16, &'static str) {
+            if path.ends_with("/sigil-parent") {
+                (200, r#"{"AccessKeyId":"ASIAEXAMPLE","SecretAccessKey":"secret/EXAMPLE""#)
+            } else {
+                honest(method, path, token)
+            }
+        }
+        fn no_token(_: &str, _: &str, _: Option<&str>) -> (u16, &'static str) {
+            (403, "")
+        }
+        for (answer, expected) in [
+            (no_role as fn(&str, &str, Option<&str>) -> (u16, &'static str), "no IAM role"),
+            (garbled, "credentials: truncated"),
+            (no_token, "token: HTTP 403"),
+        ] {
+            let (addr, _) = mock(answer);
+            let e = Imds::new(Box::new(Tcp(addr))).credentials().unwrap_err();
+            assert!(e.contains(expected), "{e}");
+            assert!(!e.contains("secret/EXAMPLE"), "{e}");
+        }
+    }
+}
