@@ -13,11 +13,9 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use base64ct::{Base64UrlUnpadded, Encoding};
-use ring::rand::SystemRandom;
-use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, ED25519, EcdsaKeyPair, UnparsedPublicKey};
+use ring::signature::{ED25519, UnparsedPublicKey};
 use sigil::{Client, ClientError, ClientOptions, Policy};
 use sigil_enclave::K3;
 use sigil_protocol::{ErrorCode, Platform};
@@ -65,25 +63,8 @@ fn read(dir: &Path, name: &str) -> Checked<Vec<u8>> {
 
 /// A broker-shaped ES256 token for `omni` (SPEC §2), signed with the dev broker's key.
 fn mint_jwt(pkcs8: &[u8], omni_hex: &str) -> Checked<String> {
-    let rng = SystemRandom::new();
-    let Ok(key) = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8, &rng) else {
-        return fail("broker-key.p8 is not a P-256 PKCS#8 key");
-    };
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let header = format!(r#"{{"alg":"ES256","kid":"ak-session-{now}"}}"#);
-    let claims = format!(
-        r#"{{"iss":"sigil-vm-test","sub":"agentkeys:user:{omni_hex}","aud":"agentkeys:broker","exp":{exp},"iat":{now},"jti":"vm-{now}","agentkeys":{{"omni_account":"{omni_hex}","identity_type":"email","identity_value":"vm@example.com"}}}}"#,
-        exp = now + 600,
-    );
-    let input = format!(
-        "{}.{}",
-        Base64UrlUnpadded::encode_string(header.as_bytes()),
-        Base64UrlUnpadded::encode_string(claims.as_bytes())
-    );
-    let Ok(sig) = key.sign(&rng, input.as_bytes()) else {
-        return fail("cannot sign the JWT");
-    };
-    Ok(format!("{input}.{}", Base64UrlUnpadded::encode_string(sig.as_ref())))
+    let broker = sigil::dev::DevBroker::from_pkcs8(pkcs8).or_else(|e| fail(format!("broker-key.p8: {e}")))?;
+    broker.mint(omni_hex, Duration::from_secs(600)).or_else(fail)
 }
 
 /// keccak256 of the uncompressed key's X || Y, last 20 bytes: the Ethereum address.

@@ -106,10 +106,18 @@ pub const BROKER_KEY_FILE: &str = "broker-key.p8";
 /// signer as `--broker-pubkey` so the two can replicate.
 pub const BROKER_PEM_FILE: &str = "broker.pem";
 
-/// A broker key pair generated for this run, able to mint dev tokens.
-struct DevBroker {
+/// A broker key pair generated for this run (or kept in a `--state-dir`), able to mint dev
+/// tokens; also what the VM test's client mints its tokens with.
+pub struct DevBroker {
     key: EcdsaKeyPair,
     rng: SystemRandom,
+}
+
+impl std::fmt::Debug for DevBroker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The private key never appears.
+        f.debug_struct("DevBroker").finish_non_exhaustive()
+    }
 }
 
 impl DevBroker {
@@ -123,7 +131,11 @@ impl DevBroker {
             .map_err(|_| "cannot generate a broker key".to_owned())
     }
 
-    fn from_pkcs8(pkcs8: &[u8]) -> Result<Self, String> {
+    /// The broker of a P-256 PKCS#8 key (`broker-key.p8` of a `--state-dir`).
+    ///
+    /// # Errors
+    /// Not a P-256 PKCS#8 key.
+    pub fn from_pkcs8(pkcs8: &[u8]) -> Result<Self, String> {
         let rng = SystemRandom::new();
         let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8, &rng)
             .map_err(|_| "cannot load the broker key".to_owned())?;
@@ -160,7 +172,10 @@ impl DevBroker {
     }
 
     /// A broker-shaped ES256 token for `omni`, valid for `ttl`.
-    fn mint(&self, omni_hex: &str, ttl: Duration) -> Result<String, String> {
+    ///
+    /// # Errors
+    /// The signature failed (ring's RNG).
+    pub fn mint(&self, omni_hex: &str, ttl: Duration) -> Result<String, String> {
         let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         let header = format!(r#"{{"alg":"ES256","kid":"ak-session-{now}"}}"#);
         let claims = format!(
